@@ -1,0 +1,6 @@
+//! Implementations of the ports: databases, notifiers, blob stores and the system clock.
+
+pub mod blobs;
+pub mod clock;
+pub mod notifier;
+pub mod store;

@@ -1,0 +1,3 @@
+//! Notifier adapters: the in-process hub (embedded mode).
+
+pub mod memory;

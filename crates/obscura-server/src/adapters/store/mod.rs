@@ -1,0 +1,3 @@
+//! Database adapters of the store ports.
+
+pub mod sqlite;

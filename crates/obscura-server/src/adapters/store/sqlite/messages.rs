@@ -1,0 +1,125 @@
+//! Inboxes in SQLite: append with sequence allocation and cap eviction, page, acknowledge.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{map_err, SqliteStore};
+use crate::domain::ids::{MessageId, Seq, UserId};
+use crate::domain::message::{OpaqueMessage, StoredMessage};
+use crate::domain::time::UnixMillis;
+use crate::ports::store::{Appended, MessageStore, NewMessage, StoreError};
+
+/// Ids per DELETE statement when acknowledging.
+const ACK_CHUNK: usize = 500;
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn append_message(&self, message: NewMessage, inbox_cap: u32) -> Result<Appended, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        // Taking the next number from the recipient's row locks it until commit, so sequence
+        // numbers of one recipient become visible in order.
+        let seq: Option<Seq> =
+            sqlx::query_scalar("UPDATE users SET message_seq = message_seq + 1 WHERE id = ? RETURNING message_seq")
+                .bind(message.recipient)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some(seq) = seq else {
+            return Ok(Appended::NoSuchUser);
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO messages (id, recipient_id, seq, sender_id, message_type, content, created_at, expires_at)
+             SELECT ?, ?, ?, id, ?, ?, ?, ? FROM users WHERE id = ?",
+        )
+        .bind(message.id)
+        .bind(message.recipient)
+        .bind(seq)
+        .bind(message.body.message_type)
+        .bind(message.body.content.as_ref())
+        .bind(message.created_at)
+        .bind(message.expires_at)
+        .bind(message.sender)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(Appended::NoSuchUser);
+        }
+        let evicted = sqlx::query(
+            "DELETE FROM messages WHERE recipient_id = ?1 AND seq <=
+               (SELECT seq FROM messages WHERE recipient_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+        )
+        .bind(message.recipient)
+        .bind(inbox_cap)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        tx.commit().await.map_err(map_err)?;
+        Ok(Appended::Stored { seq, evicted })
+    }
+
+    async fn pending_messages(
+        &self,
+        recipient: UserId,
+        after: Seq,
+        now: UnixMillis,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let rows: Vec<(MessageId, Seq, UserId, i32, Vec<u8>, UnixMillis)> = sqlx::query_as(
+            "SELECT id, seq, sender_id, message_type, content, created_at FROM messages
+             WHERE recipient_id = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(recipient)
+        .bind(after)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, seq, sender, message_type, content, created_at)| StoredMessage {
+                id,
+                seq,
+                sender,
+                body: OpaqueMessage { message_type, content: Bytes::from(content) },
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn acknowledge(&self, recipient: UserId, ids: &[MessageId]) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for chunk in ids.chunks(ACK_CHUNK) {
+            let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM messages WHERE recipient_id = ");
+            delete.push_bind(recipient).push(" AND id IN (");
+            let mut list = delete.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            delete.push(")");
+            deleted += delete.build().execute(&self.writer).await.map_err(map_err)?.rows_affected();
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_expired_messages(&self, now: UnixMillis, limit: u32) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expires_at <= ? LIMIT ?)")
+                .bind(now)
+                .bind(limit)
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn pending_total(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(&self.reader).await.map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}

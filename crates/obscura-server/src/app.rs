@@ -1,0 +1,235 @@
+//! Wiring and lifecycle: the only module that names both adapters and services. `build` opens
+//! the store, binds both listeners and assembles the services; `run` serves until the shutdown
+//! future resolves, then drains in order: readiness turns 503, WebSocket sessions close with
+//! 1001, in-flight requests finish, workers stop, the store closes — all within
+//! `--shutdown-timeout-secs`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::{timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::adapters::blobs::ObjectBlobStore;
+use crate::adapters::clock::SystemClock;
+use crate::adapters::notifier::memory::LocalHub;
+use crate::adapters::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::config::Settings;
+use crate::ports::blobs::BlobStore;
+use crate::ports::clock::Clock;
+use crate::ports::notifier::Notifier;
+use crate::ports::store::{AccountStore, MessageStore};
+use crate::services::accounts::Accounts;
+use crate::services::attachments::Attachments;
+use crate::services::delivery::Delivery;
+use crate::services::health::Health;
+use crate::services::messaging::Messaging;
+use crate::services::passwords::Passwords;
+use crate::services::prekeys::PreKeys;
+use crate::services::push::PushTokens;
+use crate::services::tokens::Tokens;
+use crate::transport::rate_limit::{IpTier, Limiter};
+use crate::transport::{api_router, mgmt::mgmt_router, AppState, RateLimits};
+use crate::workers::{self, expiry};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("database: {0}")]
+    Store(#[from] crate::ports::store::StoreError),
+    #[error("attachment storage: {0}")]
+    Blobs(#[from] crate::ports::blobs::BlobError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error("start-up: {0}")]
+    Startup(#[from] crate::services::ServiceError),
+}
+
+/// A built server, listening but not yet serving.
+pub struct App {
+    settings: Settings,
+    api: TcpListener,
+    mgmt: TcpListener,
+    state: AppState,
+    store: Arc<SqliteStore>,
+    attachments: Arc<Attachments>,
+    clock: Arc<dyn Clock>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })
+}
+
+impl App {
+    /// Opens the store (migrating it), binds both ports and assembles the services.
+    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = Arc::new(
+            SqliteStore::open(
+                &settings.storage.database_url,
+                SqliteOptions {
+                    read_connections: settings.storage.db_max_connections,
+                    acquire_timeout: settings.storage.db_acquire_timeout,
+                },
+            )
+            .await?,
+        );
+        let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(&settings.storage.blob_dir)?);
+        let notifier: Arc<dyn Notifier> = Arc::new(LocalHub::new(settings.user_channel_capacity));
+
+        let tokens = Arc::new(Tokens::new(
+            &settings.jwt_secret,
+            settings.access_token_ttl,
+            settings.refresh_token_ttl,
+            Arc::clone(&clock),
+        ));
+        let prekeys =
+            Arc::new(PreKeys::new(store.clone(), Arc::clone(&notifier), Arc::clone(&clock), settings.max_pre_keys));
+        let accounts = Arc::new(Accounts::new(
+            store.clone(),
+            Arc::clone(&prekeys),
+            Passwords::new()?,
+            Arc::clone(&tokens),
+            Arc::clone(&clock),
+        ));
+        let messaging = Arc::new(Messaging::new(
+            store.clone(),
+            Arc::clone(&notifier),
+            Arc::clone(&clock),
+            settings.message_ttl,
+            settings.inbox_cap,
+        ));
+        let delivery = Arc::new(Delivery::new(
+            store.clone(),
+            store.clone(),
+            Arc::clone(&notifier),
+            Arc::clone(&clock),
+            settings.page_size,
+            settings.refill_threshold,
+        ));
+        let attachments = Arc::new(Attachments::new(
+            store.clone(),
+            Arc::clone(&blobs),
+            Arc::clone(&clock),
+            settings.message_ttl,
+            settings.attachment_max_bytes,
+        ));
+        let health = Arc::new(Health::new(store.clone(), blobs, notifier, settings.health_timeouts));
+        let limits = &settings.rate_limits;
+        let trusted: Arc<[ipnet::IpNet]> = limits.trusted_proxies.clone().into();
+        let state = AppState {
+            accounts,
+            prekeys,
+            messaging,
+            delivery,
+            attachments: Arc::clone(&attachments),
+            push_tokens: Arc::new(PushTokens::new(store.clone(), Arc::clone(&clock))),
+            health,
+            tokens,
+            limits: RateLimits {
+                standard: IpTier {
+                    limiter: Arc::new(Limiter::new("standard", limits.standard)),
+                    trusted: trusted.clone(),
+                },
+                auth: IpTier { limiter: Arc::new(Limiter::new("auth", limits.auth)), trusted },
+                bundle: Arc::new(Limiter::new("bundle", limits.bundle)),
+            },
+            gateway: settings.gateway,
+            max_message_bytes: settings.max_message_bytes,
+            shutdown: CancellationToken::new(),
+            draining: Arc::new(AtomicBool::new(false)),
+            sessions: TaskTracker::new(),
+        };
+        let api = bind(settings.api_addr).await?;
+        let mgmt = bind(settings.mgmt_addr).await?;
+        Ok(Self { settings, api, mgmt, state, store, attachments, clock })
+    }
+
+    /// Where the API listens (useful with port 0).
+    pub fn api_addr(&self) -> Result<SocketAddr, AppError> {
+        Ok(self.api.local_addr()?)
+    }
+
+    /// Where the management endpoints listen.
+    pub fn mgmt_addr(&self) -> Result<SocketAddr, AppError> {
+        Ok(self.mgmt.local_addr()?)
+    }
+
+    fn spawn_workers(&self, cancel: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let s = &self.settings;
+        let (messages, accounts, clock) = (
+            self.store.clone() as Arc<dyn MessageStore>,
+            self.store.clone() as Arc<dyn AccountStore>,
+            Arc::clone(&self.clock),
+        );
+        let attachments = Arc::clone(&self.attachments);
+        let batch = s.attachment_cleanup_batch;
+        let limits = self.state.limits.clone();
+        vec![
+            workers::every("message-expiry", s.cleanup_interval, cancel.clone(), move || {
+                let (messages, accounts, clock) = (Arc::clone(&messages), Arc::clone(&accounts), Arc::clone(&clock));
+                async move {
+                    expiry::expire_messages(&messages, &clock).await;
+                    expiry::expire_refresh_tokens(&accounts, &clock).await;
+                }
+            }),
+            workers::every("attachment-expiry", s.attachment_cleanup_interval, cancel.clone(), move || {
+                let attachments = Arc::clone(&attachments);
+                async move { expiry::expire_attachments(&attachments, batch).await }
+            }),
+            workers::every("rate-limit-sweep", s.rate_limits.sweep_interval, cancel.clone(), move || {
+                limits.sweep();
+                std::future::ready(())
+            }),
+        ]
+    }
+
+    /// Serves until `shutdown` resolves, then drains (see the module docs).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
+        let workers_cancel = CancellationToken::new();
+        let workers = self.spawn_workers(&workers_cancel);
+        let state = self.state.clone();
+        let stop_api = state.shutdown.clone();
+        let api = axum::serve(self.api, api_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop_api.cancelled().await });
+        let stop_mgmt = CancellationToken::new();
+        let mgmt_stopped = stop_mgmt.clone();
+        let mgmt = axum::serve(self.mgmt, mgmt_router(state.clone()))
+            .with_graceful_shutdown(async move { mgmt_stopped.cancelled().await });
+        let api_task = tokio::spawn(async move { api.await });
+        let mgmt_task = tokio::spawn(async move { mgmt.await });
+
+        shutdown.await;
+        let deadline = Instant::now() + self.settings.shutdown_timeout;
+        tracing::info!("shutting down");
+        state.draining.store(true, Ordering::Release);
+        state.shutdown.cancel();
+        state.sessions.close();
+        if timeout_at(deadline, state.sessions.wait()).await.is_err() {
+            tracing::warn!("WebSocket sessions still open at the shutdown deadline");
+        }
+        match timeout_at(deadline, api_task).await {
+            Ok(Ok(Err(err))) => tracing::error!(error = %err, "API server failed"),
+            Err(_) => tracing::warn!("requests still running at the shutdown deadline"),
+            _ => {}
+        }
+        workers_cancel.cancel();
+        for worker in workers {
+            if timeout_at(deadline, worker).await.is_err() {
+                tracing::warn!("a worker was still running at the shutdown deadline");
+            }
+        }
+        stop_mgmt.cancel();
+        let _ = timeout_at(deadline, mgmt_task).await;
+        let _ = timeout_at(deadline, self.store.close()).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

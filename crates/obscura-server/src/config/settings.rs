@@ -1,0 +1,294 @@
+//! Settings the server runs with, resolved from the command line and checked once at start-up:
+//! an invalid value stops the process with a message that names the flag.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ipnet::IpNet;
+use rand::RngCore as _;
+
+use super::cli::Cli;
+use crate::domain::time::days;
+use crate::telemetry::logging::LogFormat;
+
+/// The placeholder secret of the reference release; refusing it keeps it out of production.
+pub const FORBIDDEN_JWT_SECRET: &str = "change_me_in_production";
+/// Name of the generated secret inside the data directory.
+const JWT_SECRET_FILE: &str = "jwt-secret";
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--{flag}: {reason}")]
+    Invalid { flag: &'static str, reason: String },
+    #[error("--data-dir: {0}")]
+    DataDir(#[source] std::io::Error),
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { flag, reason: reason.into() }
+}
+
+/// Where state lives.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    pub database_url: String,
+    pub blob_dir: PathBuf,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+}
+
+/// A rate: `per_period` requests every `period`, with bursts up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub per_period: u32,
+    pub period: Duration,
+    pub burst: u32,
+}
+
+/// The three rate-limit tiers.
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub standard: Rate,
+    pub auth: Rate,
+    pub bundle: Rate,
+    pub trusted_proxies: Vec<IpNet>,
+    pub sweep_interval: Duration,
+}
+
+/// Gateway WebSocket behaviour.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewaySettings {
+    pub outbound_buffer: usize,
+    pub ack_buffer: usize,
+    pub ack_batch_size: usize,
+    pub ack_flush_interval: Duration,
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    pub max_message_bytes: usize,
+}
+
+/// Everything the server needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub api_addr: SocketAddr,
+    pub mgmt_addr: SocketAddr,
+    pub shutdown_timeout: Duration,
+    pub storage: StorageSettings,
+    pub jwt_secret: Vec<u8>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub message_ttl: Duration,
+    pub rate_limits: RateLimitSettings,
+    pub health_timeouts: crate::services::health::HealthTimeouts,
+    pub inbox_cap: u32,
+    pub cleanup_interval: Duration,
+    pub page_size: u32,
+    pub max_message_bytes: usize,
+    pub refill_threshold: u32,
+    pub max_pre_keys: u32,
+    pub user_channel_capacity: usize,
+    pub gateway: GatewaySettings,
+    pub attachment_max_bytes: u64,
+    pub attachment_cleanup_interval: Duration,
+    pub attachment_cleanup_batch: u32,
+    pub log_format: LogFormat,
+}
+
+fn at_least_one<T: PartialOrd + From<u8>>(flag: &'static str, value: T) -> Result<T, ConfigError> {
+    if value < T::from(1) {
+        return Err(invalid(flag, "must be at least 1"));
+    }
+    Ok(value)
+}
+
+fn secs(flag: &'static str, value: u64) -> Result<Duration, ConfigError> {
+    at_least_one(flag, value).map(Duration::from_secs)
+}
+
+impl Settings {
+    /// Checks `cli` and resolves defaults that need the file system (database location,
+    /// generated JWT secret).
+    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+        let host: IpAddr = cli
+            .server_host
+            .parse()
+            .map_err(|_| invalid("server-host", format!("'{}' is not an IP address", cli.server_host)))?;
+        if cli.pubsub_url.is_some() {
+            return Err(invalid("pubsub-url", "Redis pub/sub is not available in this version; leave it unset"));
+        }
+        if cli.storage_endpoint.is_some() {
+            return Err(invalid("storage-endpoint", "S3 storage is not available in this version; leave it unset"));
+        }
+        if cli.otlp_endpoint.is_some() {
+            return Err(invalid("otlp-endpoint", "OTLP export is not available in this version; leave it unset"));
+        }
+        if !(0.0..=1.0).contains(&cli.trace_sampling_ratio) {
+            return Err(invalid("trace-sampling-ratio", "must be between 0.0 and 1.0"));
+        }
+        let database_url = match &cli.db_url {
+            None => format!("sqlite://{}", cli.data_dir.join("obscura.db").display()),
+            Some(url) if url.starts_with("sqlite:") => url.clone(),
+            Some(_) => return Err(invalid("db-url", "only sqlite: URLs are supported in this version")),
+        };
+        let jwt_secret = resolve_jwt_secret(cli.jwt_secret.as_deref(), &cli.data_dir)?;
+        let rate = |per: (&'static str, u32), burst: (&'static str, u32), period| {
+            Ok::<_, ConfigError>(Rate {
+                per_period: at_least_one(per.0, per.1)?,
+                period,
+                burst: at_least_one(burst.0, burst.1)?,
+            })
+        };
+        let one_sec = Duration::from_secs(1);
+        Ok(Self {
+            api_addr: SocketAddr::new(host, cli.server_port),
+            mgmt_addr: SocketAddr::new(host, cli.mgmt_port),
+            shutdown_timeout: secs("shutdown-timeout-secs", cli.shutdown_timeout_secs)?,
+            storage: StorageSettings {
+                database_url,
+                blob_dir: cli.data_dir.join("attachments"),
+                db_max_connections: at_least_one("db-max-connections", cli.db_max_connections)?,
+                db_acquire_timeout: secs("db-acquire-timeout-secs", cli.db_acquire_timeout_secs)?,
+            },
+            jwt_secret,
+            access_token_ttl: secs("access-token-ttl-secs", cli.access_token_ttl_secs)?,
+            refresh_token_ttl: days(cli.refresh_token_ttl_days),
+            message_ttl: days(at_least_one("ttl-days", cli.ttl_days)?),
+            rate_limits: RateLimitSettings {
+                standard: rate(
+                    ("rate-limit-per-second", cli.rate_limit_per_second),
+                    ("rate-limit-burst", cli.rate_limit_burst),
+                    one_sec,
+                )?,
+                auth: rate(
+                    ("auth-rate-limit-per-second", cli.auth_rate_limit_per_second),
+                    ("auth-rate-limit-burst", cli.auth_rate_limit_burst),
+                    one_sec,
+                )?,
+                bundle: rate(
+                    ("bundle-rate-limit-per-minute", cli.bundle_rate_limit_per_minute),
+                    ("bundle-rate-limit-burst", cli.bundle_rate_limit_burst),
+                    Duration::from_secs(60),
+                )?,
+                trusted_proxies: cli.trusted_proxies.clone(),
+                sweep_interval: secs("gc-interval-secs", cli.gc_interval_secs)?,
+            },
+            health_timeouts: crate::services::health::HealthTimeouts {
+                database: Duration::from_millis(at_least_one("db-timeout-ms", cli.db_timeout_ms)?),
+                storage: Duration::from_millis(at_least_one("storage-timeout-ms", cli.storage_timeout_ms)?),
+                pubsub: Duration::from_millis(at_least_one("pubsub-timeout-ms", cli.pubsub_timeout_ms)?),
+            },
+            inbox_cap: at_least_one("max-inbox-size", cli.max_inbox_size)?,
+            cleanup_interval: secs("messaging-cleanup-interval-secs", cli.messaging_cleanup_interval_secs)?,
+            page_size: at_least_one("batch-limit", cli.batch_limit)?,
+            max_message_bytes: at_least_one("max-message-bytes", cli.max_message_bytes)?,
+            refill_threshold: cli.pre_key_refill_threshold,
+            max_pre_keys: at_least_one("max-pre-keys", cli.max_pre_keys)?,
+            user_channel_capacity: at_least_one("user-channel-capacity", cli.user_channel_capacity)?,
+            gateway: GatewaySettings {
+                outbound_buffer: at_least_one("ws-outbound-buffer-size", cli.ws_outbound_buffer_size)?,
+                ack_buffer: at_least_one("ws-ack-buffer-size", cli.ws_ack_buffer_size)?,
+                ack_batch_size: at_least_one("ws-ack-batch-size", cli.ws_ack_batch_size)?,
+                ack_flush_interval: Duration::from_millis(at_least_one(
+                    "ws-ack-flush-interval-ms",
+                    cli.ws_ack_flush_interval_ms,
+                )?),
+                ping_interval: secs("ws-ping-interval-secs", cli.ws_ping_interval_secs)?,
+                idle_timeout: secs("ws-idle-timeout-secs", cli.ws_idle_timeout_secs)?,
+                max_message_bytes: at_least_one("ws-max-message-bytes", cli.ws_max_message_bytes)?,
+            },
+            attachment_max_bytes: at_least_one("storage-max-size-bytes", cli.storage_max_size_bytes)?,
+            attachment_cleanup_interval: secs("storage-cleanup-interval-secs", cli.storage_cleanup_interval_secs)?,
+            attachment_cleanup_batch: at_least_one("storage-cleanup-batch-size", cli.storage_cleanup_batch_size)?,
+            log_format: cli.log_format,
+        })
+    }
+}
+
+/// The configured secret, or one generated on first start and kept (mode 0600) in the data
+/// directory so that tokens survive restarts.
+fn resolve_jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, ConfigError> {
+    match configured {
+        Some(FORBIDDEN_JWT_SECRET) => {
+            Err(invalid("jwt-secret", "the placeholder secret must not be used; choose your own"))
+        }
+        Some(secret) if secret.len() < 16 => Err(invalid("jwt-secret", "must be at least 16 bytes long")),
+        Some(secret) => Ok(secret.as_bytes().to_vec()),
+        None => {
+            let path = data_dir.join(JWT_SECRET_FILE);
+            match std::fs::read_to_string(&path) {
+                Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().as_bytes().to_vec()),
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(ConfigError::DataDir(err)),
+            }
+            std::fs::create_dir_all(data_dir).map_err(ConfigError::DataDir)?;
+            let mut raw = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut raw);
+            let secret = URL_SAFE_NO_PAD.encode(raw);
+            write_private(&path, &secret).map_err(ConfigError::DataDir)?;
+            Ok(secret.into_bytes())
+        }
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("obscura-settings-{}", uuid::Uuid::new_v4()));
+        let mut argv = vec!["obscura-server", "--data-dir"];
+        let dir_text = dir.display().to_string();
+        argv.push(&dir_text);
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| invalid("test", e.to_string()))?;
+        Settings::from_cli(&cli)
+    }
+
+    #[test]
+    fn the_placeholder_jwt_secret_is_refused() {
+        let err = parse(&["--jwt-secret", FORBIDDEN_JWT_SECRET]).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.starts_with("--jwt-secret")));
+    }
+
+    #[test]
+    fn a_generated_secret_is_kept_across_starts() {
+        let dir = std::env::temp_dir().join(format!("obscura-secret-{}", uuid::Uuid::new_v4()));
+        let first = resolve_jwt_secret(None, &dir).ok();
+        let second = resolve_jwt_secret(None, &dir).ok();
+        assert!(first.is_some());
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_zero_burst_names_its_flag() {
+        let err = parse(&["--jwt-secret", "0123456789abcdef", "--rate-limit-burst", "0"]).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("--rate-limit-burst: must be at least 1"));
+    }
+
+    #[test]
+    fn embedded_mode_keeps_its_database_in_the_data_dir() {
+        let settings = parse(&["--jwt-secret", "0123456789abcdef"]).ok();
+        assert!(settings.is_some_and(|s| s.storage.database_url.ends_with("obscura.db")));
+    }
+}

@@ -1,0 +1,9 @@
+//! Shared vocabulary of the server: identifiers, validated values and pure rules.
+//! Nothing here performs I/O, so every layer may depend on it.
+
+pub mod ids;
+pub mod keys;
+pub mod message;
+pub mod time;
+pub mod username;
+pub mod xeddsa;

@@ -1,0 +1,15 @@
+//! Use cases of the relay. Services enforce the rules (limits, validation, order of effects)
+//! and speak only to ports: no SQL, no HTTP types.
+
+pub mod accounts;
+pub mod attachments;
+pub mod delivery;
+pub mod error;
+pub mod health;
+pub mod messaging;
+pub mod passwords;
+pub mod prekeys;
+pub mod push;
+pub mod tokens;
+
+pub use error::ServiceError;

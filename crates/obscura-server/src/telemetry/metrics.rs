@@ -1,0 +1,51 @@
+//! Metric names (one place, so dashboards and code agree) and the Prometheus recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "obscura_http_requests_total";
+pub const HTTP_REQUEST_DURATION: &str = "obscura_http_request_duration_seconds";
+pub const WEBSOCKET_CONNECTIONS: &str = "obscura_websocket_connections";
+pub const WEBSOCKET_ACKS_RECEIVED: &str = "obscura_websocket_acks_received_total";
+pub const REGISTRATIONS: &str = "obscura_registrations_total";
+pub const LOGINS: &str = "obscura_logins_total";
+pub const LOGOUTS: &str = "obscura_logouts_total";
+pub const TOKEN_REFRESHES: &str = "obscura_token_refreshes_total";
+pub const REFRESH_TOKEN_REUSE: &str = "obscura_refresh_token_reuse_total";
+pub const KEY_TAKEOVERS: &str = "obscura_key_takeovers_total";
+pub const PREKEYS_EXHAUSTED: &str = "obscura_prekey_bundles_without_one_time_key_total";
+pub const PREKEY_THRESHOLD_REACHED: &str = "obscura_prekey_threshold_reached_total";
+pub const MESSAGES_SENT: &str = "obscura_messages_sent_total";
+pub const MESSAGES_STORED: &str = "obscura_messages_stored_total";
+pub const MESSAGES_DELIVERED: &str = "obscura_messages_delivered_total";
+pub const MESSAGES_ACKNOWLEDGED: &str = "obscura_messages_acknowledged_total";
+pub const MESSAGES_EVICTED: &str = "obscura_messages_overflow_total";
+pub const MESSAGES_EXPIRED: &str = "obscura_messages_expired_total";
+pub const MESSAGE_FETCH_BATCH_SIZE: &str = "obscura_message_fetch_batch_size";
+pub const PENDING_MESSAGES: &str = "obscura_pending_messages";
+pub const ATTACHMENT_UPLOAD_BYTES: &str = "obscura_attachment_upload_bytes_total";
+pub const ATTACHMENTS_DELETED: &str = "obscura_attachments_deleted_total";
+pub const ATTACHMENT_CLEANUP_ERRORS: &str = "obscura_attachment_cleanup_errors_total";
+pub const REFRESH_TOKENS_EXPIRED: &str = "obscura_refresh_tokens_expired_total";
+pub const RATE_LIMIT_DECISIONS: &str = "obscura_rate_limit_decisions_total";
+
+/// Latency buckets in seconds, from 1 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The process-wide Prometheus recorder, installed on first use. A process has one metrics
+/// registry; several servers in one process (tests) share it.
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}

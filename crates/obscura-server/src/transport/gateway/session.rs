@@ -1,0 +1,157 @@
+//! One gateway session. The loop owns the socket and multiplexes: frames from the pump go
+//! out, client frames come in (acks go to the batcher), wake-ups reach the pump, pings keep
+//! the connection honest, and shutdown or takeover end it with a close code.
+//!
+//! Close codes: 1001 on server shutdown, 4001 when the account was taken over by a new device
+//! (the client should not reconnect with its old identity), 1000 on idle timeout, 1011 when the
+//! session cannot start.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::{interval, Instant, MissedTickBehavior};
+use tracing::Instrument as _;
+
+use super::frames::{self, Inbound};
+use super::{ack_batcher, pump};
+use crate::domain::ids::UserId;
+use crate::ports::notifier::{Heard, UserEvent};
+use crate::telemetry::metrics as m;
+use crate::transport::AppState;
+
+/// Close code sent when the account was taken over by another device.
+pub const CLOSE_TAKEN_OVER: u16 = 4001;
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Shutdown,
+    TakenOver,
+    Idle,
+    /// The client closed or the connection broke: nothing more to send.
+    Gone,
+}
+
+impl End {
+    fn close_frame(self) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            Self::Shutdown => (1001, "Server shutting down"),
+            Self::TakenOver => (CLOSE_TAKEN_OVER, "Account taken over by another device"),
+            Self::Idle => (1000, "Idle timeout"),
+            Self::Gone => return None,
+        };
+        Some(CloseFrame { code, reason: reason.into() })
+    }
+}
+
+/// Serves one connected user until the session ends.
+pub async fn run(socket: WebSocket, user: UserId, state: AppState) {
+    metrics::gauge!(m::WEBSOCKET_CONNECTIONS).increment(1.0);
+    let end = serve(socket, user, &state).instrument(tracing::info_span!("gateway", user = %user)).await;
+    tracing::debug!(?end, "gateway session ended");
+    metrics::gauge!(m::WEBSOCKET_CONNECTIONS).decrement(1.0);
+}
+
+async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
+    let settings = state.gateway;
+    let (mut sink, mut stream) = socket.split();
+    // Subscribe before the first read so that nothing stored in between goes unnoticed.
+    let mut events = state.delivery.subscribe(user);
+
+    match state.delivery.prekey_warning(user).await {
+        Ok(Some(warning)) => {
+            if sink.send(frames::prekey_status(warning)).await.is_err() {
+                return End::Gone;
+            }
+        }
+        Ok(None) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, "prekey count unavailable");
+            let frame = CloseFrame { code: 1011, reason: "Temporarily unavailable".into() };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+            return End::Gone;
+        }
+    }
+
+    let cancel = state.shutdown.child_token();
+    let wake = Arc::new(Notify::new());
+    let (frames_tx, mut frames_rx) = mpsc::channel(settings.outbound_buffer);
+    let pump = tokio::spawn(pump::run(Arc::clone(&state.delivery), user, Arc::clone(&wake), frames_tx, cancel.clone()));
+    let (acks_tx, acks_rx) = mpsc::channel(settings.ack_buffer);
+    let batcher = tokio::spawn(ack_batcher::run(
+        Arc::clone(&state.delivery),
+        user,
+        acks_rx,
+        settings.ack_batch_size,
+        settings.ack_flush_interval,
+    ));
+
+    let mut ping = interval(settings.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ping.reset();
+    let mut last_heard = Instant::now();
+
+    let end = loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break End::Shutdown,
+            heard = events.recv() => match heard {
+                Heard::Event(UserEvent::Disconnect) => break End::TakenOver,
+                Heard::Event(UserEvent::MessageReceived) | Heard::Lagged => wake.notify_one(),
+                Heard::Closed => break End::Shutdown,
+            },
+            incoming = stream.next() => {
+                let Some(Ok(message)) = incoming else { break End::Gone };
+                last_heard = Instant::now();
+                match message {
+                    Message::Binary(bytes) => match frames::decode(&bytes) {
+                        Inbound::Ack { ids, invalid } => {
+                            if invalid > 0 {
+                                tracing::debug!(invalid, "ack with invalid ids");
+                            }
+                            metrics::counter!(m::WEBSOCKET_ACKS_RECEIVED).increment(ids.len() as u64);
+                            for id in ids {
+                                // Waits when the buffer is full: back-pressure, never a dropped ack.
+                                if acks_tx.send(id).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        Inbound::Unexpected => tracing::debug!("ignored frame without an ack"),
+                        Inbound::Malformed => tracing::debug!(len = bytes.len(), "ignored undecodable frame"),
+                    },
+                    Message::Text(text) => tracing::debug!(len = text.len(), "ignored text frame"),
+                    Message::Close(_) => break End::Gone,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+            frame = frames_rx.recv() => {
+                let Some(frame) = frame else { break End::Gone };
+                if sink.send(frame).await.is_err() {
+                    break End::Gone;
+                }
+                metrics::counter!(m::MESSAGES_DELIVERED).increment(1);
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= settings.idle_timeout {
+                    break End::Idle;
+                }
+                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
+                    break End::Gone;
+                }
+            }
+        }
+    };
+
+    cancel.cancel();
+    let _ = pump.await;
+    drop(acks_tx);
+    let _ = batcher.await;
+    if let Some(frame) = end.close_frame() {
+        let _ = sink.send(Message::Close(Some(frame))).await;
+        let _ = sink.close().await;
+    }
+    end
+}

@@ -1,0 +1,64 @@
+//! The management port: liveness, readiness (per component), and Prometheus metrics. Kept off
+//! the public port so that it can be firewalled separately.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::AppState;
+use crate::telemetry::metrics::prometheus;
+
+/// `/livez`, `/readyz`, `/metrics`, and the `/health*` names some deployments use.
+pub fn mgmt_router(state: AppState) -> Router {
+    Router::new()
+        .route("/livez", get(live))
+        .route("/health/live", get(live))
+        .route("/readyz", get(ready))
+        .route("/health", get(ready))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(super::error::not_found)
+        .with_state(state)
+}
+
+async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
+fn word(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "error"
+    }
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let readiness = state.health.check().await;
+    let draining = state.draining.load(Ordering::Acquire);
+    let status = if draining { "draining" } else { word(readiness.all_ok()) };
+    let code = if readiness.all_ok() && !draining { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": status,
+        "database": word(readiness.database),
+        "storage": word(readiness.storage),
+        "pubsub": word(readiness.pubsub),
+    });
+    (code, Json(body)).into_response()
+}
+
+async fn metrics() -> Response {
+    match prometheus() {
+        Some(handle) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+        }
+        None => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "Metrics recorder unavailable"}))).into_response()
+        }
+    }
+}

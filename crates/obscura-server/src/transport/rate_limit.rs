@@ -1,0 +1,163 @@
+//! Rate limiting by client IP (and, for bundle fetches, by requester × target).
+//!
+//! Each tier is a keyed GCRA limiter: a key's state is one "theoretical arrival time", so memory
+//! is one entry per active key, and entries that have fully recovered are swept away. The
+//! client IP is the peer address unless the peer is a trusted proxy, in which case
+//! `X-Forwarded-For` is read right to left and the first address that is not itself a trusted
+//! proxy is used (entries further left are client-controlled and ignored).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use crate::config::settings::Rate;
+use crate::telemetry::metrics as m;
+
+/// A keyed GCRA limiter.
+#[derive(Debug)]
+pub struct Limiter<K> {
+    name: &'static str,
+    emission: Duration,
+    tolerance: Duration,
+    arrivals: Mutex<HashMap<K, Instant>>,
+}
+
+impl<K: Eq + Hash> Limiter<K> {
+    #[must_use]
+    pub fn new(name: &'static str, rate: Rate) -> Self {
+        let emission = rate.period / rate.per_period.max(1);
+        Self { name, emission, tolerance: emission * rate.burst.max(1), arrivals: Mutex::default() }
+    }
+
+    /// Admits one request for `key`, or says how long to wait.
+    pub fn check(&self, key: K) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(PoisonError::into_inner);
+        let tat = arrivals.get(&key).copied().unwrap_or(now).max(now);
+        let next = tat + self.emission;
+        let decision = if next.duration_since(now) > self.tolerance {
+            Err(next.duration_since(now) - self.tolerance)
+        } else {
+            arrivals.insert(key, next);
+            Ok(())
+        };
+        let label = if decision.is_ok() { "allowed" } else { "throttled" };
+        metrics::counter!(m::RATE_LIMIT_DECISIONS, "tier" => self.name, "status" => label).increment(1);
+        decision
+    }
+
+    /// Forgets keys that have fully recovered (their next request would start fresh anyway).
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        self.arrivals.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, tat| *tat > now);
+    }
+}
+
+/// Whole seconds to wait, never 0: a client told "retry after 0" retries at once.
+#[must_use]
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// The client address the limits apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Finds the client address behind trusted proxies.
+#[must_use]
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| {
+            list.rsplit(',').filter_map(|entry| entry.trim().parse::<IpAddr>().ok()).find(|ip| !is_trusted(ip))
+        })
+        .unwrap_or(peer)
+}
+
+/// One tier of per-IP limiting, as router state.
+#[derive(Debug, Clone)]
+pub struct IpTier {
+    pub limiter: Arc<Limiter<IpAddr>>,
+    pub trusted: Arc<[IpNet]>,
+}
+
+/// Middleware: resolve the client IP, then admit or refuse with 429.
+pub async fn limit_by_ip(State(tier): State<IpTier>, mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
+    let ip = client_ip(peer, request.headers(), &tier.trusted);
+    if let Err(wait) = tier.limiter.check(ip) {
+        tracing::info!(tier = tier.limiter.name, "rate limited");
+        return ApiError::RateLimited { retry_after_secs: retry_after_secs(wait) }.into_response();
+    }
+    request.extensions_mut().insert(ClientIp(ip));
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(per_second: u32, burst: u32) -> Rate {
+        Rate { per_period: per_second, period: Duration::from_secs(1), burst }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_is_admitted_then_the_rate_applies() {
+        let limiter = Limiter::new("test", rate(1, 2));
+        assert!(limiter.check(1).is_ok());
+        assert!(limiter.check(1).is_ok());
+        let wait = limiter.check(1).err();
+        assert_eq!(wait, Some(Duration::from_secs(1)));
+        assert!(limiter.check(2).is_ok(), "other keys are independent");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(limiter.check(1).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recovered_keys_are_swept() {
+        let limiter = Limiter::new("test", rate(10, 1));
+        assert!(limiter.check(1).is_ok());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        limiter.sweep();
+        assert!(limiter.arrivals.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(100)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
+    }
+
+    #[test]
+    fn forwarded_for_is_read_right_to_left_past_trusted_hops() {
+        let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "9.9.9.9, junk, 2.2.2.2, 10.1.1.1".parse().unwrap());
+        let local = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(client_ip(local, &headers, &trusted), IpAddr::from([2, 2, 2, 2]));
+        let outsider = IpAddr::from([8, 8, 8, 8]);
+        assert_eq!(client_ip(outsider, &headers, &trusted), outsider, "untrusted peers cannot spoof");
+        assert_eq!(client_ip(local, &HeaderMap::new(), &trusted), local);
+    }
+}
