@@ -1,1 +1,18 @@
-//! placeholder
+//! Test harness for Obscura: a real server on an ephemeral port with its own data directory,
+//! and clients that speak the real protocols with real keys. Use it from `tests/` and
+//! `benches/` only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test support: failing loudly is the point")]
+#![allow(clippy::indexing_slicing, reason = "test support")]
+
+pub mod gateway;
+pub mod keys;
+pub mod server;
+pub mod v1;
+pub mod wait;
+
+pub use gateway::GatewayClient;
+pub use keys::{IdentityKeyPair, KeySet};
+pub use server::TestServer;
+pub use v1::{Registered, V1Client};
+pub use wait::eventually;

@@ -149,9 +149,10 @@ async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
     let _ = pump.await;
     drop(acks_tx);
     let _ = batcher.await;
+    // Only now, with every acknowledgement written, is the close handshake completed.
     if let Some(frame) = end.close_frame() {
         let _ = sink.send(Message::Close(Some(frame))).await;
-        let _ = sink.close().await;
     }
+    let _ = sink.close().await;
     end
 }

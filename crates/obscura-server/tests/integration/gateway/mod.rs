@@ -1,0 +1,4 @@
+mod acks;
+mod crash;
+mod delivery;
+mod lifecycle;

@@ -1,0 +1,4 @@
+mod docs;
+mod mgmt;
+mod rate_limits;
+mod request_ids;

@@ -1,0 +1,5 @@
+mod accounts;
+mod attachments;
+mod bad_input;
+mod keys;
+mod messages;
