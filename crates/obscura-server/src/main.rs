@@ -1,16 +1,14 @@
-//! `obscura-server`: parse configuration, start logging, build the app, serve until SIGINT or
-//! SIGTERM.
+//! `obscura-server`: parse configuration, start telemetry, build the app, serve until SIGINT
+//! or SIGTERM, flush telemetry.
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use obscura_server::telemetry::{logging, metrics};
-use obscura_server::{App, Cli, Settings};
+use obscura_server::{telemetry, App, Cli, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
     let settings = match Settings::from_cli(&cli) {
         Ok(settings) => settings,
         Err(err) => {
@@ -18,7 +16,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _ = metrics::prometheus();
+    let telemetry = match telemetry::init(settings.log_format, settings.otlp.as_ref()) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("obscura-server: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = serve(settings).await;
+    // Exporters block while flushing; keep that off the async workers.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
+}
+
+async fn serve(settings: Settings) -> ExitCode {
     let app = match App::build(settings).await {
         Ok(app) => app,
         Err(err) => {

@@ -7,6 +7,7 @@
 
 pub mod gateway;
 pub mod keys;
+pub mod otlp;
 pub mod server;
 pub mod v1;
 pub mod wait;

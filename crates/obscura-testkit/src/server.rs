@@ -125,23 +125,29 @@ impl Drop for TestServer {
     }
 }
 
-/// The real binary, started as a child process (for crash and signal tests).
+/// The real binary, started as a child process (for crash, signal and log tests).
 pub struct ProcessServer {
     pub base: String,
     pub ws_base: String,
     pub mgmt: String,
     child: tokio::process::Child,
+    output: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ProcessServer {
     /// Starts `binary` over `dir` and waits until it reports its listening addresses.
     pub async fn spawn(binary: &Path, dir: &Path, flags: &[(&str, &str)]) -> Self {
+        Self::spawn_with_log_filter(binary, dir, flags, "info").await
+    }
+
+    /// Like `spawn`, with `RUST_LOG` set to `filter`; every stdout line is kept (see `output`).
+    pub async fn spawn_with_log_filter(binary: &Path, dir: &Path, flags: &[(&str, &str)], filter: &str) -> Self {
         let mut args = argv(dir, flags);
         args.remove(0);
         args.extend(["--log-format".to_owned(), "json".to_owned()]);
         let mut child = tokio::process::Command::new(binary)
             .args(&args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -149,8 +155,11 @@ impl ProcessServer {
             .expect("server binary starts");
         let stdout = child.stdout.take().expect("stdout piped");
         let mut lines = BufReader::new(stdout).lines();
+        let output = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = Arc::clone(&output);
         let (api, mgmt) = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.expect("read server output") {
+                kept.lock().unwrap().push(line.clone());
                 let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
                 if let (Some(api), Some(mgmt)) = (event["api"].as_str(), event["mgmt"].as_str()) {
                     return (api.to_owned(), mgmt.to_owned());
@@ -160,9 +169,32 @@ impl ProcessServer {
         })
         .await
         .expect("server reported its addresses in time");
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { base: format!("http://{api}"), ws_base: format!("ws://{api}"), mgmt: format!("http://{mgmt}"), child }
+        // Keep reading stdout so the child never blocks on a full pipe.
+        let kept = Arc::clone(&output);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            base: format!("http://{api}"),
+            ws_base: format!("ws://{api}"),
+            mgmt: format!("http://{mgmt}"),
+            child,
+            output,
+        }
+    }
+
+    /// Every line the server wrote to stdout so far.
+    #[must_use]
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// A handle to the captured output that outlives the server.
+    #[must_use]
+    pub fn output_handle(&self) -> Arc<std::sync::Mutex<Vec<String>>> {
+        Arc::clone(&self.output)
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -13,6 +13,7 @@ use rand::RngCore as _;
 use super::cli::Cli;
 use crate::domain::time::days;
 use crate::telemetry::logging::LogFormat;
+use crate::telemetry::OtlpSettings;
 
 /// The placeholder secret of the reference release; refusing it keeps it out of production.
 pub const FORBIDDEN_JWT_SECRET: &str = "change_me_in_production";
@@ -96,6 +97,7 @@ pub struct Settings {
     pub attachment_cleanup_interval: Duration,
     pub attachment_cleanup_batch: u32,
     pub log_format: LogFormat,
+    pub otlp: Option<OtlpSettings>,
 }
 
 fn at_least_one<T: PartialOrd + From<u8>>(flag: &'static str, value: T) -> Result<T, ConfigError> {
@@ -122,9 +124,6 @@ impl Settings {
         }
         if cli.storage_endpoint.is_some() {
             return Err(invalid("storage-endpoint", "S3 storage is not available in this version; leave it unset"));
-        }
-        if cli.otlp_endpoint.is_some() {
-            return Err(invalid("otlp-endpoint", "OTLP export is not available in this version; leave it unset"));
         }
         if !(0.0..=1.0).contains(&cli.trace_sampling_ratio) {
             return Err(invalid("trace-sampling-ratio", "must be between 0.0 and 1.0"));
@@ -204,8 +203,24 @@ impl Settings {
             attachment_cleanup_interval: secs("storage-cleanup-interval-secs", cli.storage_cleanup_interval_secs)?,
             attachment_cleanup_batch: at_least_one("storage-cleanup-batch-size", cli.storage_cleanup_batch_size)?,
             log_format: cli.log_format,
+            otlp: otlp_settings(cli)?,
         })
     }
+}
+
+fn otlp_settings(cli: &Cli) -> Result<Option<OtlpSettings>, ConfigError> {
+    let Some(endpoint) = cli.otlp_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty()) else {
+        return Ok(None);
+    };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(invalid("otlp-endpoint", "must be an http:// or https:// URL of an OTLP/HTTP receiver"));
+    }
+    Ok(Some(OtlpSettings {
+        endpoint: endpoint.to_owned(),
+        sampling_ratio: cli.trace_sampling_ratio,
+        metrics_interval: secs("metrics-export-interval-secs", cli.metrics_export_interval_secs)?,
+        timeout: secs("export-timeout-secs", cli.export_timeout_secs)?,
+    }))
 }
 
 /// The configured secret, or one generated on first start and kept (mode 0600) in the data

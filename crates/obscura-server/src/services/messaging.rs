@@ -50,12 +50,9 @@ impl Messaging {
         let id = MessageId::random();
         let message = NewMessage { id, sender, recipient, body, created_at: now, expires_at: now.plus(self.ttl) };
         match self.store.append_message(message, self.inbox_cap).await? {
-            Appended::NoSuchUser => {
-                metrics::counter!(m::MESSAGES_SENT, "status" => "not_found").increment(1);
-                Err(ServiceError::NotFound)
-            }
+            Appended::NoSuchUser => Err(ServiceError::NotFound),
             Appended::Stored { evicted, .. } => {
-                metrics::counter!(m::MESSAGES_SENT, "status" => "stored").increment(1);
+                metrics::counter!(m::MESSAGES_STORED).increment(1);
                 if evicted > 0 {
                     metrics::counter!(m::MESSAGES_EVICTED).increment(evicted);
                 }

@@ -3,6 +3,9 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::layers::FanoutBuilder;
+
+use super::otel_metrics::OtelRecorder;
 
 pub const HTTP_REQUESTS: &str = "obscura_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "obscura_http_request_duration_seconds";
@@ -16,7 +19,6 @@ pub const REFRESH_TOKEN_REUSE: &str = "obscura_refresh_token_reuse_total";
 pub const KEY_TAKEOVERS: &str = "obscura_key_takeovers_total";
 pub const PREKEYS_EXHAUSTED: &str = "obscura_prekey_bundles_without_one_time_key_total";
 pub const PREKEY_THRESHOLD_REACHED: &str = "obscura_prekey_threshold_reached_total";
-pub const MESSAGES_SENT: &str = "obscura_messages_sent_total";
 pub const MESSAGES_STORED: &str = "obscura_messages_stored_total";
 pub const MESSAGES_DELIVERED: &str = "obscura_messages_delivered_total";
 pub const MESSAGES_ACKNOWLEDGED: &str = "obscura_messages_acknowledged_total";
@@ -33,10 +35,12 @@ pub const RATE_LIMIT_DECISIONS: &str = "obscura_rate_limit_decisions_total";
 /// Latency buckets in seconds, from 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// The process-wide Prometheus recorder, installed on first use. A process has one metrics
-/// registry; several servers in one process (tests) share it.
-pub fn prometheus() -> Option<&'static PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder: Prometheus, plus OpenTelemetry when a meter is given.
+/// A process has one metrics registry; only the first call has an effect, and several servers
+/// in one process (tests) share it.
+pub fn install(otel: Option<opentelemetry::metrics::Meter>) -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -44,8 +48,20 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
                 .ok()?
                 .build_recorder();
             let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok()?;
+            let installed = match otel {
+                Some(meter) => metrics::set_global_recorder(
+                    FanoutBuilder::default().add_recorder(recorder).add_recorder(OtelRecorder::new(meter)).build(),
+                )
+                .is_ok(),
+                None => metrics::set_global_recorder(recorder).is_ok(),
+            };
+            installed.then_some(())?;
             Some(handle)
         })
         .as_ref()
+}
+
+/// The Prometheus handle, installing a Prometheus-only recorder if none is installed yet.
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    install(None)
 }

@@ -34,7 +34,8 @@ async fn metrics_are_exposed_in_prometheus_text_format() {
         "obscura_http_requests_total{",
         "obscura_http_request_duration_seconds_bucket{",
         "obscura_websocket_connections",
-        "obscura_messages_sent_total{",
+        "obscura_messages_stored_total",
+        "obscura_messages_acknowledged_total",
         "obscura_messages_delivered_total",
         "obscura_rate_limit_decisions_total{",
     ] {

@@ -2,3 +2,4 @@ mod docs;
 mod mgmt;
 mod rate_limits;
 mod request_ids;
+mod telemetry;
