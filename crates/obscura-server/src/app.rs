@@ -70,13 +70,20 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
 impl App {
     /// Opens the store (migrating it), binds both ports and assembles the services.
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// `build` with another clock (tests move time forward to exercise expiry).
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let store = Arc::new(
             SqliteStore::open(
                 &settings.storage.database_url,
                 SqliteOptions {
                     read_connections: settings.storage.db_max_connections,
+                    min_read_connections: settings.storage.db_min_connections,
                     acquire_timeout: settings.storage.db_acquire_timeout,
+                    idle_timeout: settings.storage.db_idle_timeout,
+                    max_lifetime: settings.storage.db_max_lifetime,
                 },
             )
             .await?,

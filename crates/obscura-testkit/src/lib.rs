@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test support: failing loudly is the point")]
 #![allow(clippy::indexing_slicing, reason = "test support")]
 
+pub mod conformance;
 pub mod gateway;
 pub mod keys;
 pub mod otlp;

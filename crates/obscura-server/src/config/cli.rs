@@ -113,7 +113,7 @@ pub struct Cli {
     /// Messages per delivery page on the gateway
     #[arg(long, env = "OBSCURA_MESSAGING_BATCH_LIMIT", default_value_t = 50)]
     pub batch_limit: u32,
-    /// Largest accepted message body in bytes
+    /// Largest buffered request body (messages and JSON) in bytes; attachments have their own cap
     #[arg(long, env = "OBSCURA_MESSAGING_MAX_MESSAGE_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_message_bytes: usize,
     /// Warn a connecting client with fewer one-time prekeys than this

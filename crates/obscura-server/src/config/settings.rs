@@ -39,7 +39,10 @@ pub struct StorageSettings {
     pub database_url: String,
     pub blob_dir: PathBuf,
     pub db_max_connections: u32,
+    pub db_min_connections: u32,
     pub db_acquire_timeout: Duration,
+    pub db_idle_timeout: Duration,
+    pub db_max_lifetime: Duration,
 }
 
 /// A rate: `per_period` requests every `period`, with bursts up to `burst`.
@@ -130,6 +133,9 @@ impl Settings {
         }
         let database_url = match &cli.db_url {
             None => format!("sqlite://{}", cli.data_dir.join("obscura.db").display()),
+            Some(url) if url.contains(":memory:") || url.contains("mode=memory") => {
+                return Err(invalid("db-url", "an in-memory SQLite database cannot be shared by the pool; use a file"))
+            }
             Some(url) if url.starts_with("sqlite:") => url.clone(),
             Some(_) => return Err(invalid("db-url", "only sqlite: URLs are supported in this version")),
         };
@@ -142,6 +148,9 @@ impl Settings {
             })
         };
         let one_sec = Duration::from_secs(1);
+        if cli.ws_idle_timeout_secs <= cli.ws_ping_interval_secs {
+            return Err(invalid("ws-idle-timeout-secs", "must be longer than --ws-ping-interval-secs"));
+        }
         Ok(Self {
             api_addr: SocketAddr::new(host, cli.server_port),
             mgmt_addr: SocketAddr::new(host, cli.mgmt_port),
@@ -150,7 +159,10 @@ impl Settings {
                 database_url,
                 blob_dir: cli.data_dir.join("attachments"),
                 db_max_connections: at_least_one("db-max-connections", cli.db_max_connections)?,
+                db_min_connections: cli.db_min_connections.min(cli.db_max_connections),
                 db_acquire_timeout: secs("db-acquire-timeout-secs", cli.db_acquire_timeout_secs)?,
+                db_idle_timeout: secs("db-idle-timeout-secs", cli.db_idle_timeout_secs)?,
+                db_max_lifetime: secs("db-max-lifetime-secs", cli.db_max_lifetime_secs)?,
             },
             jwt_secret,
             access_token_ttl: secs("access-token-ttl-secs", cli.access_token_ttl_secs)?,
@@ -227,15 +239,13 @@ fn otlp_settings(cli: &Cli) -> Result<Option<OtlpSettings>, ConfigError> {
 /// directory so that tokens survive restarts.
 fn resolve_jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, ConfigError> {
     match configured {
-        Some(FORBIDDEN_JWT_SECRET) => {
-            Err(invalid("jwt-secret", "the placeholder secret must not be used; choose your own"))
-        }
-        Some(secret) if secret.len() < 16 => Err(invalid("jwt-secret", "must be at least 16 bytes long")),
-        Some(secret) => Ok(secret.as_bytes().to_vec()),
+        Some(secret) => check_secret(secret, "the value"),
         None => {
             let path = data_dir.join(JWT_SECRET_FILE);
             match std::fs::read_to_string(&path) {
-                Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().as_bytes().to_vec()),
+                Ok(secret) if !secret.trim().is_empty() => {
+                    return check_secret(secret.trim(), &format!("the secret in {}", path.display()));
+                }
                 Ok(_) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(err) => return Err(ConfigError::DataDir(err)),
@@ -248,6 +258,16 @@ fn resolve_jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u
             Ok(secret.into_bytes())
         }
     }
+}
+
+fn check_secret(secret: &str, what: &str) -> Result<Vec<u8>, ConfigError> {
+    if secret == FORBIDDEN_JWT_SECRET {
+        return Err(invalid("jwt-secret", format!("{what} is the placeholder secret; choose your own")));
+    }
+    if secret.len() < 16 {
+        return Err(invalid("jwt-secret", format!("{what} must be at least 16 bytes long")));
+    }
+    Ok(secret.as_bytes().to_vec())
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -293,6 +313,28 @@ mod tests {
         let second = resolve_jwt_secret(None, &dir).ok();
         assert!(first.is_some());
         assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_weak_secret_file_is_refused_too() {
+        let dir = std::env::temp_dir().join(format!("obscura-weak-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(JWT_SECRET_FILE), FORBIDDEN_JWT_SECRET).unwrap();
+        assert!(resolve_jwt_secret(None, &dir).is_err());
+    }
+
+    #[test]
+    fn idle_timeout_must_exceed_the_ping_interval() {
+        let err =
+            parse(&["--jwt-secret", "0123456789abcdef", "--ws-idle-timeout-secs", "30"]).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.starts_with("--ws-idle-timeout-secs")));
+    }
+
+    #[test]
+    fn in_memory_databases_are_refused() {
+        let err =
+            parse(&["--jwt-secret", "0123456789abcdef", "--db-url", "sqlite::memory:"]).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.starts_with("--db-url")));
     }
 
     #[test]

@@ -237,3 +237,8 @@ pub trait PushTokenStore: Send + Sync + 'static {
     /// The user's push token, if any.
     async fn push_token(&self, user: UserId) -> Result<Option<String>, StoreError>;
 }
+
+/// Every store port at once: what one database adapter provides.
+pub trait Store: AccountStore + PreKeyStore + MessageStore + AttachmentStore + PushTokenStore {}
+
+impl<T: AccountStore + PreKeyStore + MessageStore + AttachmentStore + PushTokenStore> Store for T {}

@@ -11,6 +11,7 @@
 
 mod gateway;
 mod ops;
+mod ports;
 mod v1;
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
 mod accounts;
 mod attachments;
 mod bad_input;
+mod expiry;
 mod keys;
 mod messages;

@@ -29,11 +29,29 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
-/// Pool sizing and timeouts for the SQLite store.
+/// Pool sizing and timeouts for the SQLite store (they apply to the read pool; the write
+/// pool always holds exactly one connection).
 #[derive(Debug, Clone, Copy)]
 pub struct SqliteOptions {
     pub read_connections: u32,
+    pub min_read_connections: u32,
     pub acquire_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+}
+
+impl SqliteOptions {
+    /// Small pools with short timeouts, for tests and tools.
+    #[must_use]
+    pub fn small() -> Self {
+        Self {
+            read_connections: 4,
+            min_read_connections: 0,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(1800),
+        }
+    }
 }
 
 impl SqliteStore {
@@ -61,7 +79,10 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(internal)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
+            .min_connections(options.min_read_connections.min(options.read_connections))
             .acquire_timeout(options.acquire_timeout)
+            .idle_timeout(options.idle_timeout)
+            .max_lifetime(options.max_lifetime)
             .connect_lazy_with(connect.read_only(true));
         Ok(Self { writer, reader })
     }

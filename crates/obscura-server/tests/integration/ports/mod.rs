@@ -1,0 +1,3 @@
+//! Conformance of every adapter to its port.
+
+mod sqlite_store;

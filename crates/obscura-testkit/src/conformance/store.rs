@@ -1,0 +1,387 @@
+//! The store contract: atomic rules, isolation between users, expiry, and the races that must
+//! not lose or duplicate anything.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use obscura_server::domain::ids::{AttachmentId, MessageId, PreKeyId, Seq, UserId};
+use obscura_server::domain::keys::{Identity, OneTimePreKey, PublicKey, Signature, SignedPreKey};
+use obscura_server::domain::message::OpaqueMessage;
+use obscura_server::domain::time::UnixMillis;
+use obscura_server::domain::username::Username;
+use obscura_server::ports::store::{
+    Appended, AttachmentRecord, IdentityUpdate, KeyUpload, KeyUploadOutcome, KeyUploadRejection, NewAccount,
+    NewMessage, NewRefreshToken, RefreshTokenHash, Rotation, Store,
+};
+
+use crate::keys::{random_public_key, KeySet};
+
+/// A store under test.
+pub type DynStore = Arc<dyn Store>;
+
+/// A fixed point in time for the checks.
+pub const T0: UnixMillis = UnixMillis(1_800_000_000_000);
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn key(bytes: [u8; 33]) -> PublicKey {
+    PublicKey::from_bytes(&bytes).unwrap()
+}
+
+fn one_time(ids: impl IntoIterator<Item = i32>) -> Vec<OneTimePreKey> {
+    ids.into_iter().map(|id| OneTimePreKey { id: PreKeyId(id), public_key: key(random_public_key()) }).collect()
+}
+
+fn signed(keys: &KeySet) -> SignedPreKey {
+    SignedPreKey {
+        id: PreKeyId(keys.signed_pre_key_id),
+        public_key: key(keys.signed_pre_key),
+        signature: Signature::from_bytes(&keys.signature).unwrap(),
+    }
+}
+
+fn token(name: &str) -> NewRefreshToken {
+    NewRefreshToken { hash: RefreshTokenHash(format!("{name:0>64}")), expires_at: T0.plus(DAY) }
+}
+
+/// Creates a user with `n` one-time keys (ids 0..n); returns its id and key set.
+pub async fn user(store: &DynStore, n: i32) -> (UserId, KeySet) {
+    let keys = KeySet::generate(1, 0..n);
+    let id = UserId::random();
+    let created = store
+        .create_account(NewAccount {
+            id,
+            username: Username::parse(&crate::v1::unique_username()).unwrap(),
+            password_hash: "$argon2id$stub".to_owned(),
+            identity: Identity { key: key(keys.identity.public), registration_id: 7 },
+            signed_pre_key: signed(&keys),
+            one_time_pre_keys: keys
+                .one_time
+                .iter()
+                .map(|(id, k)| OneTimePreKey { id: PreKeyId(*id), public_key: key(*k) })
+                .collect(),
+            refresh_token: token(&id.to_string().replace('-', "")),
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    assert!(created);
+    (id, keys)
+}
+
+fn message(sender: UserId, recipient: UserId, text: &str, at: UnixMillis) -> NewMessage {
+    NewMessage {
+        id: MessageId::random(),
+        sender,
+        recipient,
+        body: OpaqueMessage { message_type: 2, content: Bytes::from(text.to_owned()) },
+        created_at: at,
+        expires_at: at.plus(DAY),
+    }
+}
+
+/// Appends with a generous cap and insists it was stored.
+async fn stored(store: &DynStore, message: NewMessage) -> Seq {
+    match store.append_message(message, 1000).await.unwrap() {
+        Appended::Stored { seq, .. } => seq,
+        Appended::NoSuchUser => panic!("both users exist"),
+    }
+}
+
+async fn contents(store: &DynStore, user: UserId, now: UnixMillis) -> Vec<String> {
+    store
+        .pending_messages(user, Seq::default(), now, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| String::from_utf8(m.body.content.to_vec()).unwrap())
+        .collect()
+}
+
+pub async fn taken_usernames_are_refused_without_writing(store: DynStore) {
+    let (_, keys) = user(&store, 0).await;
+    let name = Username::parse("conformance_taken").unwrap();
+    let account = |id| NewAccount {
+        id,
+        username: name.clone(),
+        password_hash: "x".into(),
+        identity: Identity { key: key(keys.identity.public), registration_id: 1 },
+        signed_pre_key: signed(&keys),
+        one_time_pre_keys: one_time(0..3),
+        refresh_token: NewRefreshToken { hash: RefreshTokenHash(id.to_string()), expires_at: T0.plus(DAY) },
+        created_at: T0,
+    };
+    let (first, second) = (UserId::random(), UserId::random());
+    assert!(store.create_account(account(first)).await.unwrap());
+    assert!(!store.create_account(account(second)).await.unwrap());
+    assert!(store.identity(second).await.unwrap().is_none(), "nothing of the refused account was stored");
+    assert_eq!(store.credentials(&name).await.unwrap().map(|(id, _)| id), Some(first));
+}
+
+pub async fn refresh_tokens_rotate_once_and_reuse_revokes_all(store: DynStore) {
+    let (id, _) = user(&store, 0).await;
+    let first = token(&id.to_string().replace('-', ""));
+    let second = token("second");
+    assert_eq!(store.rotate_refresh_token(&first.hash, second.clone(), T0).await.unwrap(), Rotation::Rotated(id));
+    store.insert_refresh_token(id, token("other-device"), T0).await.unwrap();
+    assert_eq!(store.rotate_refresh_token(&first.hash, token("third"), T0).await.unwrap(), Rotation::Reused(id));
+    for revoked in [second.hash, token("other-device").hash] {
+        assert_eq!(store.rotate_refresh_token(&revoked, token("x"), T0).await.unwrap(), Rotation::Invalid);
+    }
+}
+
+pub async fn concurrent_rotations_of_one_token_succeed_once(store: DynStore) {
+    let (id, _) = user(&store, 0).await;
+    let first = token(&id.to_string().replace('-', ""));
+    let attempts = (0..8).map(|i| {
+        let (store, hash) = (Arc::clone(&store), first.hash.clone());
+        tokio::spawn(async move { store.rotate_refresh_token(&hash, token(&format!("r{i}")), T0).await.unwrap() })
+    });
+    let outcomes: Vec<Rotation> =
+        futures_util::future::join_all(attempts).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, Rotation::Rotated(_))).count(), 1);
+}
+
+pub async fn expired_refresh_tokens_are_invalid_and_collected(store: DynStore) {
+    let (id, _) = user(&store, 0).await;
+    let later = T0.plus(DAY * 2);
+    store
+        .insert_refresh_token(
+            id,
+            NewRefreshToken { hash: RefreshTokenHash("live".into()), expires_at: later.plus(DAY) },
+            T0,
+        )
+        .await
+        .unwrap();
+    let first = token(&id.to_string().replace('-', ""));
+    assert_eq!(store.delete_expired_refresh_tokens(later, 100).await.unwrap(), 1);
+    assert_eq!(store.rotate_refresh_token(&first.hash, token("n"), later).await.unwrap(), Rotation::Invalid);
+    assert!(matches!(
+        store.rotate_refresh_token(&RefreshTokenHash("live".into()), token("m"), later).await.unwrap(),
+        Rotation::Rotated(_)
+    ));
+}
+
+pub async fn messages_come_back_in_sequence_after_the_cursor(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    let mut seqs = Vec::new();
+    for i in 0..5 {
+        match store.append_message(message(alice, bob, &format!("m{i}"), T0), 100).await.unwrap() {
+            Appended::Stored { seq, evicted } => {
+                assert_eq!(evicted, 0);
+                seqs.push(seq);
+            }
+            Appended::NoSuchUser => panic!("users exist"),
+        }
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
+    let after = store.pending_messages(bob, seqs[1], T0, 2).await.unwrap();
+    let texts: Vec<_> = after.iter().map(|m| m.body.content.clone()).collect();
+    assert_eq!(texts, vec![Bytes::from("m2"), Bytes::from("m3")]);
+    assert_eq!(after[0].sender, alice);
+    assert!(contents(&store, alice, T0).await.is_empty(), "inboxes are per recipient");
+}
+
+pub async fn sequence_numbers_are_never_reused_after_acknowledgement(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    let Appended::Stored { seq: first, .. } = store.append_message(message(alice, bob, "a", T0), 10).await.unwrap()
+    else {
+        panic!("stored")
+    };
+    let pending = store.pending_messages(bob, Seq::default(), T0, 10).await.unwrap();
+    assert_eq!(store.acknowledge(bob, &[pending[0].id]).await.unwrap(), 1);
+    let Appended::Stored { seq: second, .. } = store.append_message(message(alice, bob, "b", T0), 10).await.unwrap()
+    else {
+        panic!("stored")
+    };
+    assert!(second > first, "a cursor at {first:?} still sees the new message");
+}
+
+pub async fn the_inbox_cap_evicts_the_oldest_in_the_same_append(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    let mut evicted = 0;
+    for i in 0..5 {
+        if let Appended::Stored { evicted: e, .. } =
+            store.append_message(message(alice, bob, &format!("m{i}"), T0), 3).await.unwrap()
+        {
+            evicted += e;
+        }
+        assert!(contents(&store, bob, T0).await.len() <= 3, "cap holds after every append");
+    }
+    assert_eq!(evicted, 2);
+    assert_eq!(contents(&store, bob, T0).await, vec!["m2", "m3", "m4"]);
+}
+
+pub async fn appends_for_unknown_users_store_nothing(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let ghost = UserId::random();
+    assert_eq!(store.append_message(message(alice, ghost, "x", T0), 10).await.unwrap(), Appended::NoSuchUser);
+    assert_eq!(store.append_message(message(ghost, alice, "x", T0), 10).await.unwrap(), Appended::NoSuchUser);
+    assert!(contents(&store, alice, T0).await.is_empty());
+}
+
+pub async fn acknowledgements_only_delete_the_recipients_own_messages(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    stored(&store, message(alice, bob, "for bob", T0)).await;
+    let ids: Vec<MessageId> =
+        store.pending_messages(bob, Seq::default(), T0, 10).await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(store.acknowledge(alice, &ids).await.unwrap(), 0);
+    assert_eq!(store.acknowledge(bob, &[MessageId::random()]).await.unwrap(), 0);
+    assert_eq!(contents(&store, bob, T0).await, vec!["for bob"]);
+    assert_eq!(store.acknowledge(bob, &ids).await.unwrap(), 1);
+}
+
+pub async fn expired_messages_are_hidden_then_deleted(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    stored(&store, message(alice, bob, "old", T0)).await;
+    stored(&store, message(alice, bob, "new", T0.plus(DAY))).await;
+    let later = T0.plus(DAY + Duration::from_secs(1));
+    assert_eq!(contents(&store, bob, later).await, vec!["new"]);
+    assert_eq!(store.delete_expired_messages(later, 100).await.unwrap(), 1);
+    assert_eq!(contents(&store, bob, T0).await, vec!["new"]);
+}
+
+pub async fn concurrent_appends_get_distinct_increasing_sequences(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    let appends = (0..40).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(
+            async move { store.append_message(message(alice, bob, &format!("c{i}"), T0), 1000).await.unwrap() },
+        )
+    });
+    let seqs: Vec<Seq> = futures_util::future::join_all(appends)
+        .await
+        .into_iter()
+        .map(|r| match r.unwrap() {
+            Appended::Stored { seq, .. } => seq,
+            Appended::NoSuchUser => panic!("users exist"),
+        })
+        .collect();
+    assert_eq!(seqs.iter().collect::<HashSet<_>>().len(), 40);
+    assert_eq!(contents(&store, bob, T0).await.len(), 40);
+}
+
+pub async fn concurrent_bundle_takes_never_share_or_skip_a_key(store: DynStore) {
+    let (alice, _) = user(&store, 20).await;
+    let takes = (0..40).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.take_bundle(alice).await.unwrap().unwrap().one_time_pre_key.map(|k| k.id) })
+    });
+    let taken: Vec<PreKeyId> =
+        futures_util::future::join_all(takes).await.into_iter().filter_map(Result::unwrap).collect();
+    assert_eq!(taken.len(), 20);
+    assert_eq!(taken.iter().collect::<HashSet<_>>().len(), 20);
+    assert_eq!(store.one_time_key_count(alice).await.unwrap(), 0);
+    assert!(store.take_bundle(UserId::random()).await.unwrap().is_none());
+}
+
+pub async fn takeover_replaces_keys_and_deletes_pending_messages(store: DynStore) {
+    let (alice, _) = user(&store, 5).await;
+    let (bob, _) = user(&store, 0).await;
+    stored(&store, message(alice, bob, "pending", T0)).await;
+    let new_keys = KeySet::generate(1, 0..0);
+    let identity = Identity { key: key(new_keys.identity.public), registration_id: 99 };
+    let upload = KeyUpload {
+        identity: IdentityUpdate::Set(identity),
+        signed_pre_key: signed(&new_keys),
+        one_time_pre_keys: one_time(100..102),
+        max_one_time_keys: 100,
+        now: T0,
+    };
+    assert_eq!(
+        store.apply_key_upload(bob, upload).await.unwrap(),
+        Ok(KeyUploadOutcome::TakenOver { messages_deleted: 1 })
+    );
+    assert!(contents(&store, bob, T0).await.is_empty());
+    assert_eq!(store.identity(bob).await.unwrap(), Some(identity));
+    assert_eq!(store.one_time_key_count(bob).await.unwrap(), 2);
+}
+
+pub async fn refills_keep_the_newest_keys_and_reject_older_signed_prekeys(store: DynStore) {
+    let (alice, keys) = user(&store, 4).await;
+    let identity = key(keys.identity.public);
+    let rotated = KeySet::for_identity(keys.identity.clone(), 5, []);
+    let upload = |spk: &KeySet, ids: std::ops::Range<i32>, max| KeyUpload {
+        identity: IdentityUpdate::Keep(identity),
+        signed_pre_key: signed(spk),
+        one_time_pre_keys: one_time(ids),
+        max_one_time_keys: max,
+        now: T0.plus(Duration::from_secs(1)),
+    };
+    assert_eq!(
+        store.apply_key_upload(alice, upload(&rotated, 10..13, 5)).await.unwrap(),
+        Ok(KeyUploadOutcome::Refilled)
+    );
+    assert_eq!(store.one_time_key_count(alice).await.unwrap(), 5);
+    let bundle = store.take_bundle(alice).await.unwrap().unwrap();
+    assert_eq!(bundle.one_time_pre_key.map(|k| k.id), Some(PreKeyId(2)), "keys 0 and 1 were evicted");
+    assert_eq!(bundle.signed_pre_key.id, PreKeyId(5));
+    let older = KeySet::for_identity(keys.identity.clone(), 4, []);
+    assert_eq!(
+        store.apply_key_upload(alice, upload(&older, 0..0, 5)).await.unwrap(),
+        Err(KeyUploadRejection::SignedPreKeyNotNewer { new: PreKeyId(4), current: PreKeyId(5) })
+    );
+    let stranger = KeyUpload { identity: IdentityUpdate::Keep(key(random_public_key())), ..upload(&rotated, 0..0, 5) };
+    assert_eq!(store.apply_key_upload(alice, stranger).await.unwrap(), Err(KeyUploadRejection::IdentityChanged));
+}
+
+pub async fn attachments_are_live_until_they_expire(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let record = AttachmentRecord { id: AttachmentId::random(), owner: alice, size: 10, expires_at: T0.plus(DAY) };
+    store.insert_attachment(record, T0).await.unwrap();
+    assert_eq!(store.live_attachment(record.id, T0).await.unwrap(), Some(record));
+    let later = T0.plus(DAY * 2);
+    assert!(store.live_attachment(record.id, later).await.unwrap().is_none());
+    assert_eq!(store.expired_attachments(later, 10).await.unwrap(), vec![record.id]);
+    store.delete_attachment(record.id).await.unwrap();
+    assert!(store.expired_attachments(later, 10).await.unwrap().is_empty());
+}
+
+pub async fn push_tokens_are_replaced_not_added(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    store.upsert_push_token(alice, "first", T0).await.unwrap();
+    store.upsert_push_token(alice, "second", T0).await.unwrap();
+    assert_eq!(store.push_token(alice).await.unwrap().as_deref(), Some("second"));
+}
+
+/// Generates one `#[tokio::test]` per check, each with a fresh store from `$make`, which
+/// yields the store and a guard that keeps its resources (a directory, a schema) alive.
+#[macro_export]
+macro_rules! store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@tests $make;
+            taken_usernames_are_refused_without_writing,
+            refresh_tokens_rotate_once_and_reuse_revokes_all,
+            concurrent_rotations_of_one_token_succeed_once,
+            expired_refresh_tokens_are_invalid_and_collected,
+            messages_come_back_in_sequence_after_the_cursor,
+            sequence_numbers_are_never_reused_after_acknowledgement,
+            the_inbox_cap_evicts_the_oldest_in_the_same_append,
+            appends_for_unknown_users_store_nothing,
+            acknowledgements_only_delete_the_recipients_own_messages,
+            expired_messages_are_hidden_then_deleted,
+            concurrent_appends_get_distinct_increasing_sequences,
+            concurrent_bundle_takes_never_share_or_skip_a_key,
+            takeover_replaces_keys_and_deletes_pending_messages,
+            refills_keep_the_newest_keys_and_reject_older_signed_prekeys,
+            attachments_are_live_until_they_expire,
+            push_tokens_are_replaced_not_added,
+        );
+    };
+    (@tests $make:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let (store, _keep) = $make.await;
+                $crate::conformance::store::$check(store).await;
+            }
+        )+
+    };
+}
