@@ -10,9 +10,12 @@ use async_trait::async_trait;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, WriteMultipart};
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
 
 use crate::ports::blobs::{BlobError, BlobRead, BlobStore, ByteStream};
+
+/// Object written and deleted by the readiness check (not a UUID, so never an attachment).
+const READINESS_PROBE: &str = "readiness-probe";
 
 /// Part size of multipart uploads (S3's minimum for all but the last part is 5 MiB).
 const PART_SIZE: usize = 5 * 1024 * 1024;
@@ -82,11 +85,9 @@ impl BlobStore for ObjectBlobStore {
     }
 
     async fn check(&self) -> Result<(), BlobError> {
-        // Listing one entry proves the location exists and is readable.
-        let mut listing = self.store.list(None);
-        match listing.next().await {
-            None | Some(Ok(_)) => Ok(()),
-            Some(Err(err)) => Err(backend(err)),
-        }
+        // Uploads need a writable location: prove it with a tiny object, then remove it.
+        let probe = Path::from(READINESS_PROBE);
+        self.store.put(&probe, PutPayload::from_static(b"ok")).await.map_err(backend)?;
+        self.store.delete(&probe).await.map_err(backend)
     }
 }

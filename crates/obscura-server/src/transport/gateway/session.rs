@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, Notify};
-use tokio::time::{interval, Instant, MissedTickBehavior};
+use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::Instrument as _;
 
 use super::frames::{self, Inbound};
@@ -129,17 +129,22 @@ async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
             }
             frame = frames_rx.recv() => {
                 let Some(frame) = frame else { break End::Gone };
-                if sink.send(frame).await.is_err() {
-                    break End::Gone;
+                // A peer that stops reading would otherwise hold this session (and its pump)
+                // forever once the TCP buffers fill.
+                match timeout(settings.idle_timeout, sink.send(frame)).await {
+                    Ok(Ok(())) => metrics::counter!(m::MESSAGES_DELIVERED).increment(1),
+                    Ok(Err(_)) => break End::Gone,
+                    Err(_) => break End::Idle,
                 }
-                metrics::counter!(m::MESSAGES_DELIVERED).increment(1);
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() >= settings.idle_timeout {
                     break End::Idle;
                 }
-                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
-                    break End::Gone;
+                match timeout(settings.idle_timeout, sink.send(Message::Ping(bytes::Bytes::new()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break End::Gone,
+                    Err(_) => break End::Idle,
                 }
             }
         }
@@ -149,10 +154,14 @@ async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
     let _ = pump.await;
     drop(acks_tx);
     let _ = batcher.await;
-    // Only now, with every acknowledgement written, is the close handshake completed.
-    if let Some(frame) = end.close_frame() {
-        let _ = sink.send(Message::Close(Some(frame))).await;
-    }
-    let _ = sink.close().await;
+    // Only now, with every acknowledgement written, is the close handshake completed (bounded:
+    // the peer may be gone).
+    let _ = timeout(settings.ping_interval, async {
+        if let Some(frame) = end.close_frame() {
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+        let _ = sink.close().await;
+    })
+    .await;
     end
 }

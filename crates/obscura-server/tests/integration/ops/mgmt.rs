@@ -26,6 +26,7 @@ async fn metrics_are_exposed_in_prometheus_text_format() {
     let mut gateway = GatewayClient::connect(&server.ws_base, &bob.token).await.unwrap();
     let envelope = gateway.envelope(crate::STEP).await.unwrap();
     gateway.ack(Some(&envelope.id), &[]).await;
+    gateway.close().await;
     let response = reqwest::get(format!("{}/metrics", server.mgmt)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));

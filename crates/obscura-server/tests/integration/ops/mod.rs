@@ -2,4 +2,5 @@ mod docs;
 mod mgmt;
 mod rate_limits;
 mod request_ids;
+mod shutdown;
 mod telemetry;
