@@ -1,3 +1,4 @@
+mod cli;
 mod docs;
 mod mgmt;
 mod rate_limits;

@@ -29,6 +29,7 @@ async fn clients_behind_a_trusted_proxy_are_limited_separately() {
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry >= 1);
+    assert!(limited.headers().contains_key("x-request-id"), "429s carry a request id too");
     assert!(error_text(limited).await.starts_with("Too many requests"));
     assert_eq!(probe(&client, Some("2.2.2.2")).await.status(), StatusCode::UNAUTHORIZED);
 }
