@@ -2,32 +2,42 @@
 //! and refresh tokens past their lifetime. Each deletes in bounded batches so one run never
 //! holds the database for long.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::ports::clock::Clock;
-use crate::ports::store::{AccountStore, MessageStore};
+use crate::ports::store::{AccountStore, MessageStore, StoreError};
 use crate::services::attachments::Attachments;
 use crate::telemetry::metrics as m;
 
 /// Rows deleted per statement.
 const BATCH: u32 = 1000;
 
-/// Deletes expired messages and refreshes the pending-messages gauge.
-pub async fn expire_messages(messages: &Arc<dyn MessageStore>, clock: &Arc<dyn Clock>) {
+/// Runs `delete` (one bounded batch per call) until a batch comes back short or fails.
+async fn delete_in_batches<F, Fut>(what: &'static str, metric: &'static str, mut delete: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, StoreError>>,
+{
     loop {
-        match messages.delete_expired_messages(clock.now(), BATCH).await {
+        match delete().await {
             Ok(n) => {
-                metrics::counter!(m::MESSAGES_EXPIRED).increment(n);
+                metrics::counter!(metric).increment(n);
                 if n < u64::from(BATCH) {
-                    break;
+                    return;
                 }
             }
             Err(err) => {
-                tracing::warn!(error = %err, "message expiry failed");
-                break;
+                tracing::warn!(error = %err, what, "expiry failed");
+                return;
             }
         }
     }
+}
+
+/// Deletes expired messages and refreshes the pending-messages gauge.
+pub async fn expire_messages(messages: &Arc<dyn MessageStore>, clock: &Arc<dyn Clock>) {
+    delete_in_batches("messages", m::MESSAGES_EXPIRED, || messages.delete_expired_messages(clock.now(), BATCH)).await;
     if let Ok(total) = messages.pending_total().await {
         metrics::gauge!(m::PENDING_MESSAGES).set(total as f64);
     }
@@ -35,20 +45,10 @@ pub async fn expire_messages(messages: &Arc<dyn MessageStore>, clock: &Arc<dyn C
 
 /// Deletes expired refresh tokens.
 pub async fn expire_refresh_tokens(accounts: &Arc<dyn AccountStore>, clock: &Arc<dyn Clock>) {
-    loop {
-        match accounts.delete_expired_refresh_tokens(clock.now(), BATCH).await {
-            Ok(n) => {
-                metrics::counter!(m::REFRESH_TOKENS_EXPIRED).increment(n);
-                if n < u64::from(BATCH) {
-                    break;
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "refresh token expiry failed");
-                break;
-            }
-        }
-    }
+    delete_in_batches("refresh tokens", m::REFRESH_TOKENS_EXPIRED, || {
+        accounts.delete_expired_refresh_tokens(clock.now(), BATCH)
+    })
+    .await;
 }
 
 /// Deletes expired attachments until a batch comes back short. A batch in which nothing could
