@@ -3,4 +3,5 @@
 pub mod blobs;
 pub mod clock;
 pub mod notifier;
+pub mod push_queue;
 pub mod store;

@@ -1,3 +1,4 @@
 //! Conformance of every adapter to its port.
 
+mod memory_push_queue;
 mod sqlite_store;

@@ -1,0 +1,3 @@
+//! Push-queue adapters: in-process (embedded mode).
+
+pub mod memory;

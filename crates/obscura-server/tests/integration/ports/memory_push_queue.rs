@@ -1,0 +1,10 @@
+use std::sync::Arc;
+
+use obscura_server::adapters::push_queue::memory::MemoryPushQueue;
+use obscura_testkit::conformance::push_queue::DynQueue;
+
+async fn fresh() -> (DynQueue, ()) {
+    (Arc::new(MemoryPushQueue::new()), ())
+}
+
+obscura_testkit::push_queue_conformance!(fresh());
