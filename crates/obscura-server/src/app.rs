@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
@@ -18,11 +19,13 @@ use tokio_util::task::TaskTracker;
 use crate::adapters::blobs::ObjectBlobStore;
 use crate::adapters::clock::SystemClock;
 use crate::adapters::notifier::memory::LocalHub;
+use crate::adapters::push_queue::memory::MemoryPushQueue;
 use crate::adapters::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::config::Settings;
 use crate::ports::blobs::BlobStore;
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
+use crate::ports::push::PushProvider;
 use crate::ports::store::{AccountStore, MessageStore};
 use crate::services::accounts::Accounts;
 use crate::services::attachments::Attachments;
@@ -32,6 +35,7 @@ use crate::services::messaging::Messaging;
 use crate::services::passwords::Passwords;
 use crate::services::prekeys::PreKeys;
 use crate::services::push::PushTokens;
+use crate::services::push_dispatch::{PushDispatch, PushTiming};
 use crate::services::tokens::Tokens;
 use crate::transport::rate_limit::{IpTier, Limiter};
 use crate::transport::{api_router, mgmt::mgmt_router, AppState, RateLimits};
@@ -61,6 +65,24 @@ pub struct App {
     store: Arc<SqliteStore>,
     attachments: Arc<Attachments>,
     clock: Arc<dyn Clock>,
+    push: Option<Arc<PushDispatch>>,
+    /// Push deliveries in flight, awaited on shutdown.
+    deliveries: TaskTracker,
+}
+
+/// Parts of the app the caller may supply instead of the defaults.
+pub struct Parts {
+    /// Source of time (default: the system clock).
+    pub clock: Arc<dyn Clock>,
+    /// Where wake-up pushes go. Without one, no push is scheduled: messages still wait for the
+    /// next connection.
+    pub push_provider: Option<Arc<dyn PushProvider>>,
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Self { clock: Arc::new(SystemClock), push_provider: None }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
@@ -70,11 +92,12 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
 impl App {
     /// Opens the store (migrating it), binds both ports and assembles the services.
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
-        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+        Self::build_with(settings, Parts::default()).await
     }
 
-    /// `build` with another clock (tests move time forward to exercise expiry).
-    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+    /// `build` with some parts supplied by the caller (tests: a manual clock, a push provider).
+    pub async fn build_with(settings: Settings, parts: Parts) -> Result<Self, AppError> {
+        let clock = parts.clock;
         let store = Arc::new(
             SqliteStore::open(
                 &settings.storage.database_url,
@@ -106,12 +129,22 @@ impl App {
             Arc::clone(&tokens),
             Arc::clone(&clock),
         ));
+        let push = parts.push_provider.map(|provider| {
+            Arc::new(PushDispatch::new(
+                Arc::new(MemoryPushQueue::new()),
+                provider,
+                store.clone(),
+                Arc::clone(&clock),
+                PushTiming { delay: settings.push.delay, lease: settings.push.lease },
+            ))
+        });
         let messaging = Arc::new(Messaging::new(
             store.clone(),
             Arc::clone(&notifier),
             Arc::clone(&clock),
             settings.message_ttl,
             settings.inbox_cap,
+            push.clone(),
         ));
         let delivery = Arc::new(Delivery::new(
             store.clone(),
@@ -120,6 +153,7 @@ impl App {
             Arc::clone(&clock),
             settings.page_size,
             settings.refill_threshold,
+            push.clone(),
         ));
         let attachments = Arc::new(Attachments::new(
             store.clone(),
@@ -156,7 +190,7 @@ impl App {
         };
         let api = bind(settings.api_addr).await?;
         let mgmt = bind(settings.mgmt_addr).await?;
-        Ok(Self { settings, api, mgmt, state, store, attachments, clock })
+        Ok(Self { settings, api, mgmt, state, store, attachments, clock, push, deliveries: TaskTracker::new() })
     }
 
     /// Where the API listens (useful with port 0).
@@ -179,7 +213,16 @@ impl App {
         let attachments = Arc::clone(&self.attachments);
         let batch = s.attachment_cleanup_batch;
         let limits = self.state.limits.clone();
-        vec![
+        let mut handles = Vec::new();
+        if let Some(push) = &self.push {
+            let (push, slots, deliveries) =
+                (Arc::clone(push), Arc::new(Semaphore::new(s.push.concurrency)), self.deliveries.clone());
+            handles.push(workers::every("push", s.push.poll_interval, cancel.clone(), move || {
+                let (push, slots, deliveries) = (Arc::clone(&push), Arc::clone(&slots), deliveries.clone());
+                async move { workers::push::poll(&push, &slots, &deliveries).await }
+            }));
+        }
+        handles.extend([
             workers::every("message-expiry", s.cleanup_interval, cancel.clone(), move || {
                 let (messages, accounts, clock) = (Arc::clone(&messages), Arc::clone(&accounts), Arc::clone(&clock));
                 async move {
@@ -195,7 +238,8 @@ impl App {
                 limits.sweep();
                 std::future::ready(())
             }),
-        ]
+        ]);
+        handles
     }
 
     /// Serves until `shutdown` resolves, then drains (see the module docs).
@@ -232,6 +276,10 @@ impl App {
             if timeout_at(deadline, worker).await.is_err() {
                 tracing::warn!("a worker was still running at the shutdown deadline");
             }
+        }
+        self.deliveries.close();
+        if timeout_at(deadline, self.deliveries.wait()).await.is_err() {
+            tracing::warn!("push deliveries still running at the shutdown deadline");
         }
         stop_mgmt.cancel();
         let _ = timeout_at(deadline, mgmt_task).await;

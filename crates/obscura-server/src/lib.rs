@@ -14,5 +14,5 @@ pub mod telemetry;
 pub mod transport;
 pub mod workers;
 
-pub use app::{App, AppError};
+pub use app::{App, AppError, Parts};
 pub use config::{Cli, Settings};

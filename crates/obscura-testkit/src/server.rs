@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser as _;
-use obscura_server::adapters::clock::{ManualClock, SystemClock};
-use obscura_server::ports::clock::Clock;
-use obscura_server::{App, AppError, Cli, Settings};
+use obscura_server::adapters::clock::ManualClock;
+use obscura_server::{App, AppError, Cli, Parts, Settings};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -76,23 +75,28 @@ impl TestServer {
 
     /// A server whose clock only moves when the test advances it.
     pub async fn with_clock(flags: &[(&str, &str)], clock: Arc<ManualClock>) -> Self {
+        Self::with_parts(flags, Parts { clock, push_provider: None }).await
+    }
+
+    /// A server with some parts supplied by the test (clock, push provider).
+    pub async fn with_parts(flags: &[(&str, &str)], parts: Parts) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
-        Self::start_with(dir, flags, clock).await
+        Self::start_with(dir, flags, parts).await
     }
 
     /// A server over an existing data directory (to test restarts).
     pub async fn in_dir(dir: Arc<tempfile::TempDir>, flags: &[(&str, &str)]) -> Self {
-        Self::start_with(dir, flags, Arc::new(SystemClock)).await
+        Self::start_with(dir, flags, Parts::default()).await
     }
 
-    async fn start_with(dir: Arc<tempfile::TempDir>, flags: &[(&str, &str)], clock: Arc<dyn Clock>) -> Self {
+    async fn start_with(dir: Arc<tempfile::TempDir>, flags: &[(&str, &str)], parts: Parts) -> Self {
         if std::env::var_os("OBSCURA_TEST_LOG").is_some() {
             obscura_server::telemetry::logging::init(obscura_server::telemetry::logging::LogFormat::Text);
         }
         let _ = obscura_server::telemetry::metrics::prometheus();
         let cli = Cli::try_parse_from(argv(dir.path(), flags)).expect("test flags parse");
         let settings = Settings::from_cli(&cli).expect("test settings are valid");
-        let app = App::build_with_clock(settings, clock).await.expect("test server builds");
+        let app = App::build_with(settings, parts).await.expect("test server builds");
         let api = app.api_addr().expect("api address");
         let mgmt = app.mgmt_addr().expect("mgmt address");
         let (stop, stopped) = oneshot::channel::<()>();

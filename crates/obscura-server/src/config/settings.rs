@@ -101,6 +101,16 @@ pub struct Settings {
     pub attachment_cleanup_batch: u32,
     pub log_format: LogFormat,
     pub otlp: Option<OtlpSettings>,
+    pub push: PushSettings,
+}
+
+/// Push wake-up timing and worker sizing.
+#[derive(Debug, Clone, Copy)]
+pub struct PushSettings {
+    pub delay: Duration,
+    pub poll_interval: Duration,
+    pub concurrency: usize,
+    pub lease: Duration,
 }
 
 fn at_least_one<T: PartialOrd + From<u8>>(flag: &'static str, value: T) -> Result<T, ConfigError> {
@@ -216,6 +226,12 @@ impl Settings {
             attachment_cleanup_batch: at_least_one("storage-cleanup-batch-size", cli.storage_cleanup_batch_size)?,
             log_format: cli.log_format,
             otlp: otlp_settings(cli)?,
+            push: PushSettings {
+                delay: Duration::from_secs(cli.push_delay_secs),
+                poll_interval: secs("worker-interval-secs", cli.worker_interval_secs)?,
+                concurrency: at_least_one("worker-concurrency", cli.worker_concurrency)?,
+                lease: secs("visibility-timeout-secs", cli.visibility_timeout_secs)?,
+            },
         })
     }
 }

@@ -236,6 +236,9 @@ pub trait PushTokenStore: Send + Sync + 'static {
 
     /// The user's push token, if any.
     async fn push_token(&self, user: UserId) -> Result<Option<String>, StoreError>;
+
+    /// Forgets the user's token if it is still `token` (a newer registration is kept).
+    async fn delete_push_token(&self, user: UserId, token: &str) -> Result<bool, StoreError>;
 }
 
 /// Every store port at once: what one database adapter provides.

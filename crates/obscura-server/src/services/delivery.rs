@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::push_dispatch::PushDispatch;
 use super::ServiceError;
 use crate::domain::ids::{MessageId, Seq, UserId};
 use crate::domain::message::StoredMessage;
@@ -26,6 +27,7 @@ pub struct Delivery {
     clock: Arc<dyn Clock>,
     page_size: u32,
     refill_threshold: u32,
+    push: Option<Arc<PushDispatch>>,
 }
 
 impl Delivery {
@@ -37,8 +39,9 @@ impl Delivery {
         clock: Arc<dyn Clock>,
         page_size: u32,
         refill_threshold: u32,
+        push: Option<Arc<PushDispatch>>,
     ) -> Self {
-        Self { messages, prekeys, notifier, clock, page_size, refill_threshold }
+        Self { messages, prekeys, notifier, clock, page_size, refill_threshold, push }
     }
 
     /// Messages per page.
@@ -57,6 +60,13 @@ impl Delivery {
     #[must_use]
     pub fn subscribe(&self, user: UserId) -> Subscription {
         self.notifier.subscribe(user)
+    }
+
+    /// The user connected or acknowledged: a pending wake-up push is no longer needed.
+    pub async fn user_active(&self, user: UserId) {
+        if let Some(push) = &self.push {
+            push.user_active(user).await;
+        }
     }
 
     /// A warning when fewer one-time keys remain than the refill threshold.

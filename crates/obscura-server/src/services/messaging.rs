@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tracing::instrument;
 
+use super::push_dispatch::PushDispatch;
 use super::ServiceError;
 use crate::domain::ids::{MessageId, UserId};
 use crate::domain::message::OpaqueMessage;
@@ -21,6 +22,7 @@ pub struct Messaging {
     clock: Arc<dyn Clock>,
     ttl: Duration,
     inbox_cap: u32,
+    push: Option<Arc<PushDispatch>>,
 }
 
 impl Messaging {
@@ -31,8 +33,9 @@ impl Messaging {
         clock: Arc<dyn Clock>,
         ttl: Duration,
         inbox_cap: u32,
+        push: Option<Arc<PushDispatch>>,
     ) -> Self {
-        Self { store, notifier, clock, ttl, inbox_cap }
+        Self { store, notifier, clock, ttl, inbox_cap, push }
     }
 
     /// Stores `body` for `recipient`; when this returns `Ok` the message is durable.
@@ -55,6 +58,11 @@ impl Messaging {
                 metrics::counter!(m::MESSAGES_STORED).increment(1);
                 if evicted > 0 {
                     metrics::counter!(m::MESSAGES_EVICTED).increment(evicted);
+                }
+                // The push is scheduled before sessions are woken, so an acknowledgement
+                // (which can only follow the wake-up) always finds it to cancel.
+                if let Some(push) = &self.push {
+                    push.message_stored(recipient).await;
                 }
                 if let Err(err) = self.notifier.publish(recipient, UserEvent::MessageReceived).await {
                     // The message is stored; the recipient gets it on its next read.

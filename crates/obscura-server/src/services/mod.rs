@@ -10,6 +10,7 @@ pub mod messaging;
 pub mod passwords;
 pub mod prekeys;
 pub mod push;
+pub mod push_dispatch;
 pub mod tokens;
 
 pub use error::ServiceError;

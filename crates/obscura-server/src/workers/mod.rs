@@ -1,6 +1,7 @@
 //! Background work: periodic jobs that each run on their own task until shutdown.
 
 pub mod expiry;
+pub mod push;
 
 use std::future::Future;
 use std::time::Duration;

@@ -351,6 +351,16 @@ pub async fn push_tokens_are_replaced_not_added(store: DynStore) {
     assert_eq!(store.push_token(alice).await.unwrap().as_deref(), Some("second"));
 }
 
+pub async fn a_dead_push_token_is_deleted_only_if_still_current(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    store.upsert_push_token(alice, "old", T0).await.unwrap();
+    store.upsert_push_token(alice, "new", T0).await.unwrap();
+    assert!(!store.delete_push_token(alice, "old").await.unwrap(), "a newer registration is kept");
+    assert_eq!(store.push_token(alice).await.unwrap().as_deref(), Some("new"));
+    assert!(store.delete_push_token(alice, "new").await.unwrap());
+    assert!(store.push_token(alice).await.unwrap().is_none());
+}
+
 /// Generates one `#[tokio::test]` per check, each with a fresh store from `$make`, which
 /// yields the store and a guard that keeps its resources (a directory, a schema) alive.
 #[macro_export]
@@ -373,6 +383,7 @@ macro_rules! store_conformance {
             refills_keep_the_newest_keys_and_reject_older_signed_prekeys,
             attachments_are_live_until_they_expire,
             push_tokens_are_replaced_not_added,
+            a_dead_push_token_is_deleted_only_if_still_current,
         );
     };
     (@tests $make:expr; $($check:ident),+ $(,)?) => {

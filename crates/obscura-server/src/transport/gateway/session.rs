@@ -59,6 +59,7 @@ async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
     let (mut sink, mut stream) = socket.split();
     // Subscribe before the first read so that nothing stored in between goes unnoticed.
     let mut events = state.delivery.subscribe(user);
+    state.delivery.user_active(user).await;
 
     match state.delivery.prekey_warning(user).await {
         Ok(Some(warning)) => {
@@ -112,6 +113,9 @@ async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
                                 tracing::debug!(invalid, "ack with invalid ids");
                             }
                             metrics::counter!(m::WEBSOCKET_ACKS_RECEIVED).increment(ids.len() as u64);
+                            if !ids.is_empty() {
+                                state.delivery.user_active(user).await;
+                            }
                             for id in ids {
                                 // Waits when the buffer is full: back-pressure, never a dropped ack.
                                 if acks_tx.send(id).await.is_err() {

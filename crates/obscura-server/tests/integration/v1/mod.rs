@@ -4,3 +4,4 @@ mod bad_input;
 mod expiry;
 mod keys;
 mod messages;
+mod push;

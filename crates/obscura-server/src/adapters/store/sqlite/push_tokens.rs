@@ -30,4 +30,14 @@ impl PushTokenStore for SqliteStore {
             .await
             .map_err(map_err)
     }
+
+    async fn delete_push_token(&self, user: UserId, token: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM push_tokens WHERE user_id = ? AND token = ?")
+            .bind(user)
+            .bind(token)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
 }
