@@ -63,3 +63,31 @@ fn unparseable_values_are_refused_by_name() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--server-port"));
 }
+
+#[tokio::test]
+async fn with_no_flags_the_server_starts_in_embedded_mode_on_the_default_ports() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::from(binary());
+    child.current_dir(cwd.path()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    child.kill_on_drop(true);
+    let mut child = child.spawn().unwrap();
+    let http = reqwest::Client::new();
+    let up = obscura_testkit::eventually(std::time::Duration::from_secs(30), || async {
+        http.get("http://127.0.0.1:9090/readyz").send().await.is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    assert!(up, "management port 9090 answers ready");
+    let docs = http.get("http://127.0.0.1:3000/openapi.yaml").send().await.unwrap();
+    assert_eq!(docs.status(), reqwest::StatusCode::OK, "API on port 3000");
+    let data = cwd.path().join("obscura-data");
+    assert!(data.join("obscura.db").exists(), "SQLite database in ./obscura-data");
+    assert!(data.join("attachments").is_dir());
+    let secret = data.join("jwt-secret");
+    assert!(secret.exists(), "generated JWT secret kept in the data directory");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    child.kill().await.unwrap();
+}
