@@ -3,3 +3,19 @@
 
 pub mod push_queue;
 pub mod store;
+
+/// Generates one `#[tokio::test]` per named check of `conformance::$module`, each with a fresh
+/// instance from `$make`, which yields the instance and a guard that keeps its resources (a
+/// directory, a schema) alive for the test.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($module:ident, $make:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let (instance, _keep) = $make.await;
+                $crate::conformance::$module::$check(instance).await;
+            }
+        )+
+    };
+}

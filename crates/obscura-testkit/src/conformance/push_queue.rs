@@ -90,7 +90,7 @@ pub async fn concurrent_workers_never_lease_the_same_job(queue: DynQueue) {
 #[macro_export]
 macro_rules! push_queue_conformance {
     ($make:expr) => {
-        $crate::push_queue_conformance!(@tests $make;
+        $crate::conformance_tests!(push_queue, $make;
             jobs_wait_for_their_due_time_and_bursts_coalesce,
             a_lease_hides_the_job_until_it_expires,
             completion_removes_the_job,
@@ -98,14 +98,5 @@ macro_rules! push_queue_conformance {
             cancelled_jobs_are_gone,
             concurrent_workers_never_lease_the_same_job,
         );
-    };
-    (@tests $make:expr; $($check:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                let (queue, _keep) = $make.await;
-                $crate::conformance::push_queue::$check(queue).await;
-            }
-        )+
     };
 }

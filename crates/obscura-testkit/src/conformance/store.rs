@@ -366,7 +366,7 @@ pub async fn a_dead_push_token_is_deleted_only_if_still_current(store: DynStore)
 #[macro_export]
 macro_rules! store_conformance {
     ($make:expr) => {
-        $crate::store_conformance!(@tests $make;
+        $crate::conformance_tests!(store, $make;
             taken_usernames_are_refused_without_writing,
             refresh_tokens_rotate_once_and_reuse_revokes_all,
             concurrent_rotations_of_one_token_succeed_once,
@@ -385,14 +385,5 @@ macro_rules! store_conformance {
             push_tokens_are_replaced_not_added,
             a_dead_push_token_is_deleted_only_if_still_current,
         );
-    };
-    (@tests $make:expr; $($check:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                let (store, _keep) = $make.await;
-                $crate::conformance::store::$check(store).await;
-            }
-        )+
     };
 }
