@@ -89,6 +89,11 @@ impl V1Client {
         self.http.get(self.url(path)).bearer_auth(token).send().await.expect("request")
     }
 
+    /// POSTs an attachment body (bytes, or a stream via `reqwest::Body::wrap_stream`).
+    pub async fn upload(&self, token: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.http.post(self.url("/v1/attachments")).bearer_auth(token).body(body).send().await.expect("request")
+    }
+
     /// Sends an `EncryptedMessage` with the given content.
     pub async fn send(&self, token: &str, recipient: &str, content: &[u8]) -> StatusCode {
         let body = EncryptedMessage { r#type: 2, content: content.to_vec() }.encode_to_vec();

@@ -17,6 +17,9 @@ use crate::ports::blobs::{BlobError, BlobRead, BlobStore, ByteStream};
 /// Object written and deleted by the readiness check (not a UUID, so never an attachment).
 const READINESS_PROBE: &str = "readiness-probe";
 
+/// Parts uploaded concurrently per upload before reading more of the body.
+const MAX_PARTS_IN_FLIGHT: usize = 2;
+
 /// Part size of multipart uploads (S3's minimum for all but the last part is 5 MiB).
 const PART_SIZE: usize = 5 * 1024 * 1024;
 
@@ -50,10 +53,18 @@ impl BlobStore for ObjectBlobStore {
                 Ok(bytes) => {
                     total = total.saturating_add(bytes.len() as u64);
                     if total <= limit {
-                        writer.write(&bytes);
-                        continue;
+                        // Bound the parts in flight, so a slow backend slows the client
+                        // down instead of growing memory.
+                        match writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
+                            Ok(()) => {
+                                writer.write(&bytes);
+                                continue;
+                            }
+                            Err(err) => backend(err),
+                        }
+                    } else {
+                        BlobError::TooLarge { limit }
                     }
-                    BlobError::TooLarge { limit }
                 }
                 Err(err) => BlobError::Incoming(err),
             };

@@ -22,8 +22,8 @@ async fn readiness_answers_503_while_draining_and_inflight_requests_finish() {
     let (chunks, body) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let stream = tokio_stream_from(body);
     let upload = {
-        let request = client.http.post(client.url("/v1/attachments")).bearer_auth(&alice.token);
-        tokio::spawn(request.body(Body::wrap_stream(stream)).send())
+        let (client, token) = (client.clone(), alice.token.clone());
+        tokio::spawn(async move { client.upload(&token, Body::wrap_stream(stream)).await })
     };
     chunks.send(Ok(vec![1u8; 16])).await.unwrap();
     let readyz = format!("{}/readyz", server.mgmt);
@@ -43,7 +43,7 @@ async fn readiness_answers_503_while_draining_and_inflight_requests_finish() {
 
     chunks.send(Ok(vec![2u8; 16])).await.unwrap();
     drop(chunks);
-    let response = upload.await.unwrap().unwrap();
+    let response = upload.await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED, "the in-flight upload completed during the drain");
     server.stop().await;
 }

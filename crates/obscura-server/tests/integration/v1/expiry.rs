@@ -34,8 +34,8 @@ async fn messages_attachments_and_refresh_tokens_expire() {
     let client = V1Client::new(&server.base);
     let (alice, bob) = (client.register(0).await, client.register(0).await);
     assert_eq!(client.send(&alice.token, &bob.user_id, b"ephemeral").await, StatusCode::CREATED);
-    let upload = client.http.post(client.url("/v1/attachments")).bearer_auth(&alice.token).body(vec![1u8; 64]);
-    let id = upload.send().await.unwrap().json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let upload = client.upload(&alice.token, vec![1u8; 64]).await;
+    let id = upload.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let object = server.dir.path().join("attachments").join(&id);
     assert!(object.exists());
 
