@@ -20,13 +20,13 @@ use crate::adapters::blobs::ObjectBlobStore;
 use crate::adapters::clock::SystemClock;
 use crate::adapters::notifier::memory::LocalHub;
 use crate::adapters::push_queue::memory::MemoryPushQueue;
-use crate::adapters::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::adapters::store::{self, PoolOptions};
 use crate::config::Settings;
 use crate::ports::blobs::BlobStore;
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::push::PushProvider;
-use crate::ports::store::{AccountStore, MessageStore};
+use crate::ports::store::{AccountStore, MessageStore, Store};
 use crate::services::accounts::Accounts;
 use crate::services::attachments::Attachments;
 use crate::services::delivery::Delivery;
@@ -62,7 +62,7 @@ pub struct App {
     api: TcpListener,
     mgmt: TcpListener,
     state: AppState,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     attachments: Arc<Attachments>,
     clock: Arc<dyn Clock>,
     push: Option<Arc<PushDispatch>>,
@@ -98,19 +98,17 @@ impl App {
     /// `build` with some parts supplied by the caller (tests: a manual clock, a push provider).
     pub async fn build_with(settings: Settings, parts: Parts) -> Result<Self, AppError> {
         let clock = parts.clock;
-        let store = Arc::new(
-            SqliteStore::open(
-                &settings.storage.database_url,
-                SqliteOptions {
-                    read_connections: settings.storage.db_max_connections,
-                    min_read_connections: settings.storage.db_min_connections,
-                    acquire_timeout: settings.storage.db_acquire_timeout,
-                    idle_timeout: settings.storage.db_idle_timeout,
-                    max_lifetime: settings.storage.db_max_lifetime,
-                },
-            )
-            .await?,
-        );
+        let store = store::open(
+            &settings.storage.database_url,
+            PoolOptions {
+                max_connections: settings.storage.db_max_connections,
+                min_connections: settings.storage.db_min_connections,
+                acquire_timeout: settings.storage.db_acquire_timeout,
+                idle_timeout: settings.storage.db_idle_timeout,
+                max_lifetime: settings.storage.db_max_lifetime,
+            },
+        )
+        .await?;
         let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(&settings.storage.blob_dir)?);
         let notifier: Arc<dyn Notifier> = Arc::new(LocalHub::new(settings.user_channel_capacity));
 

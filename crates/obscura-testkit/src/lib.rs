@@ -11,6 +11,7 @@ pub mod keys;
 pub mod otlp;
 pub mod push;
 pub mod server;
+pub mod services;
 pub mod v1;
 pub mod wait;
 

@@ -14,6 +14,8 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::services::{self, PgSchema};
+
 /// Secret used by test servers (long enough for the server's minimum).
 pub const TEST_JWT_SECRET: &str = "obscura-test-secret-0123456789";
 
@@ -57,6 +59,8 @@ pub struct TestServer {
     pub mgmt: String,
     /// The data directory (kept until the last handle is dropped).
     pub dir: Arc<tempfile::TempDir>,
+    /// The PostgreSQL schema of a scale-out test server, dropped with it.
+    _schema: Option<PgSchema>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), AppError>>>,
 }
@@ -94,7 +98,16 @@ impl TestServer {
             obscura_server::telemetry::logging::init(obscura_server::telemetry::logging::LogFormat::Text);
         }
         let _ = obscura_server::telemetry::metrics::prometheus();
-        let cli = Cli::try_parse_from(argv(dir.path(), flags)).expect("test flags parse");
+        let schema = if services::scale_out_mode() && !flags.iter().any(|(flag, _)| *flag == "--db-url") {
+            Some(PgSchema::create_in(&services::required_url(services::POSTGRES_URL_VAR)).await)
+        } else {
+            None
+        };
+        let mut flags = flags.to_vec();
+        if let Some(schema) = &schema {
+            flags.push(("--db-url", schema.url.as_str()));
+        }
+        let cli = Cli::try_parse_from(argv(dir.path(), &flags)).expect("test flags parse");
         let settings = Settings::from_cli(&cli).expect("test settings are valid");
         let app = App::build_with(settings, parts).await.expect("test server builds");
         let api = app.api_addr().expect("api address");
@@ -108,6 +121,7 @@ impl TestServer {
             ws_base: format!("ws://{api}"),
             mgmt: format!("http://{mgmt}"),
             dir,
+            _schema: schema,
             stop: Some(stop),
             task: Some(task),
         }

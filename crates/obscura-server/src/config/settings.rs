@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use rand::RngCore as _;
 
 use super::cli::Cli;
+use crate::adapters::store::Backend;
 use crate::domain::time::days;
 use crate::telemetry::logging::LogFormat;
 use crate::telemetry::OtlpSettings;
@@ -146,8 +147,8 @@ impl Settings {
             Some(url) if url.contains(":memory:") || url.contains("mode=memory") => {
                 return Err(invalid("db-url", "an in-memory SQLite database cannot be shared by the pool; use a file"))
             }
-            Some(url) if url.starts_with("sqlite:") => url.clone(),
-            Some(_) => return Err(invalid("db-url", "only sqlite: URLs are supported in this version")),
+            Some(url) if Backend::of(url).is_some() => url.clone(),
+            Some(_) => return Err(invalid("db-url", "must start with sqlite: or postgres://")),
         };
         let jwt_secret = resolve_jwt_secret(cli.jwt_secret.as_deref(), &cli.data_dir)?;
         let rate = |per: (&'static str, u32), burst: (&'static str, u32), period| {
@@ -351,6 +352,15 @@ mod tests {
         let err =
             parse(&["--jwt-secret", "0123456789abcdef", "--db-url", "sqlite::memory:"]).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.starts_with("--db-url")));
+    }
+
+    #[test]
+    fn the_database_url_scheme_picks_the_store() {
+        let url = |u: &str| parse(&["--jwt-secret", "0123456789abcdef", "--db-url", u]).map(|s| s.storage.database_url);
+        assert_eq!(url("postgres://db/obscura").ok().as_deref(), Some("postgres://db/obscura"));
+        assert!(url("postgresql://db/obscura").is_ok());
+        let err = url("mysql://db/obscura").err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("--db-url: must start with sqlite: or postgres://"));
     }
 
     #[test]

@@ -242,6 +242,8 @@ pub trait PushTokenStore: Send + Sync + 'static {
 }
 
 /// Every store port at once: what one database adapter provides.
-pub trait Store: AccountStore + PreKeyStore + MessageStore + AttachmentStore + PushTokenStore {}
-
-impl<T: AccountStore + PreKeyStore + MessageStore + AttachmentStore + PushTokenStore> Store for T {}
+#[async_trait]
+pub trait Store: AccountStore + PreKeyStore + MessageStore + AttachmentStore + PushTokenStore {
+    /// Closes the connections, waiting for statements in flight (on shutdown).
+    async fn close(&self);
+}

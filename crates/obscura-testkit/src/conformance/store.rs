@@ -268,17 +268,73 @@ pub async fn concurrent_appends_get_distinct_increasing_sequences(store: DynStor
     assert_eq!(contents(&store, bob, T0).await.len(), 40);
 }
 
-pub async fn concurrent_bundle_takes_never_share_or_skip_a_key(store: DynStore) {
-    let (alice, _) = user(&store, 20).await;
+pub async fn concurrent_appends_never_overfill_a_capped_inbox(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    let appends = (0..30).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.append_message(message(alice, bob, &format!("c{i}"), T0), 5).await.unwrap() })
+    });
+    let mut seqs = Vec::new();
+    let mut evicted = 0;
+    for outcome in futures_util::future::join_all(appends).await {
+        match outcome.unwrap() {
+            Appended::Stored { seq, evicted: e } => {
+                seqs.push(seq);
+                evicted += e;
+            }
+            Appended::NoSuchUser => panic!("users exist"),
+        }
+    }
+    assert_eq!(evicted, 25, "every message beyond the cap was evicted exactly once");
+    seqs.sort();
+    let kept: Vec<Seq> =
+        store.pending_messages(bob, Seq::default(), T0, 100).await.unwrap().iter().map(|m| m.seq).collect();
+    assert_eq!(kept, seqs[25..].to_vec(), "the newest five survive");
+}
+
+pub async fn bundle_takes_racing_refills_hand_out_each_key_once(store: DynStore) {
+    let (alice, keys) = user(&store, 10).await;
+    let identity = key(keys.identity.public);
+    let refills = (0..5).map(|round| {
+        let (store, keys) = (Arc::clone(&store), keys.clone());
+        tokio::spawn(async move {
+            let upload = KeyUpload {
+                identity: IdentityUpdate::Keep(identity),
+                signed_pre_key: signed(&keys),
+                one_time_pre_keys: one_time(100 + round * 10..110 + round * 10),
+                max_one_time_keys: 1000,
+                now: T0,
+            };
+            assert_eq!(store.apply_key_upload(alice, upload).await.unwrap(), Ok(KeyUploadOutcome::Refilled));
+        })
+    });
     let takes = (0..40).map(|_| {
         let store = Arc::clone(&store);
         tokio::spawn(async move { store.take_bundle(alice).await.unwrap().unwrap().one_time_pre_key.map(|k| k.id) })
     });
-    let taken: Vec<PreKeyId> =
-        futures_util::future::join_all(takes).await.into_iter().filter_map(Result::unwrap).collect();
-    assert_eq!(taken.len(), 20);
-    assert_eq!(taken.iter().collect::<HashSet<_>>().len(), 20);
+    let (_, taken) =
+        futures_util::future::join(futures_util::future::join_all(refills), futures_util::future::join_all(takes))
+            .await;
+    let taken: Vec<PreKeyId> = taken.into_iter().filter_map(Result::unwrap).collect();
+    assert_eq!(taken.iter().collect::<HashSet<_>>().len(), taken.len(), "no key was handed out twice");
+    let left = store.one_time_key_count(alice).await.unwrap() as usize;
+    assert_eq!(taken.len() + left, 60, "every uploaded key was either handed out or is still there");
+}
+
+pub async fn concurrent_bundle_takes_never_share_or_skip_a_key(store: DynStore) {
+    let (alice, _) = user(&store, 20).await;
+    // As many takes as keys, all at once: each must get a key of its own.
+    let takes = (0..20).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.take_bundle(alice).await.unwrap().unwrap().one_time_pre_key.map(|k| k.id) })
+    });
+    let taken: Vec<Option<PreKeyId>> =
+        futures_util::future::join_all(takes).await.into_iter().map(Result::unwrap).collect();
+    assert!(taken.iter().all(Option::is_some), "a take found no key while keys remained: {taken:?}");
+    assert_eq!(taken.iter().collect::<HashSet<_>>().len(), 20, "no key was handed out twice");
     assert_eq!(store.one_time_key_count(alice).await.unwrap(), 0);
+    assert_eq!(store.take_bundle(alice).await.unwrap().and_then(|b| b.one_time_pre_key), None);
     assert!(store.take_bundle(UserId::random()).await.unwrap().is_none());
 }
 
@@ -378,6 +434,8 @@ macro_rules! store_conformance {
             acknowledgements_only_delete_the_recipients_own_messages,
             expired_messages_are_hidden_then_deleted,
             concurrent_appends_get_distinct_increasing_sequences,
+            concurrent_appends_never_overfill_a_capped_inbox,
+            bundle_takes_racing_refills_hand_out_each_key_once,
             concurrent_bundle_takes_never_share_or_skip_a_key,
             takeover_replaces_keys_and_deletes_pending_messages,
             refills_keep_the_newest_keys_and_reject_older_signed_prekeys,

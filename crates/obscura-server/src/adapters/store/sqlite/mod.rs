@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::ports::store::StoreError;
+use super::PoolOptions;
+use crate::ports::store::{Store, StoreError};
 
 /// How long a statement waits for a lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,35 +30,10 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
-/// Pool sizing and timeouts for the SQLite store (they apply to the read pool; the write
-/// pool always holds exactly one connection).
-#[derive(Debug, Clone, Copy)]
-pub struct SqliteOptions {
-    pub read_connections: u32,
-    pub min_read_connections: u32,
-    pub acquire_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_lifetime: Duration,
-}
-
-impl SqliteOptions {
-    /// Small pools with short timeouts, for tests and tools.
-    #[must_use]
-    pub fn small() -> Self {
-        Self {
-            read_connections: 4,
-            min_read_connections: 0,
-            acquire_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(600),
-            max_lifetime: Duration::from_secs(1800),
-        }
-    }
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`)
     /// and applies pending migrations.
-    pub async fn open(url: &str, options: SqliteOptions) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
         let connect = SqliteConnectOptions::from_str(url)
             .map_err(internal)?
             .create_if_missing(true)
@@ -78,8 +54,8 @@ impl SqliteStore {
             .map_err(map_err)?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(internal)?;
         let reader = SqlitePoolOptions::new()
-            .max_connections(options.read_connections.max(1))
-            .min_connections(options.min_read_connections.min(options.read_connections))
+            .max_connections(options.max_connections.max(1))
+            .min_connections(options.min_connections.min(options.max_connections))
             .acquire_timeout(options.acquire_timeout)
             .idle_timeout(options.idle_timeout)
             .max_lifetime(options.max_lifetime)
@@ -92,9 +68,11 @@ impl SqliteStore {
         sqlx::query("SELECT 1").execute(&self.writer).await.map_err(map_err)?;
         Ok(())
     }
+}
 
-    /// Closes both pools, waiting for connections to be returned.
-    pub async fn close(&self) {
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
     }

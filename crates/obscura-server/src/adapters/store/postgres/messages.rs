@@ -1,0 +1,121 @@
+//! Inboxes in PostgreSQL: append with sequence allocation and cap eviction, page, acknowledge.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::{limit, map_err, PostgresStore};
+use crate::domain::ids::{MessageId, Seq, UserId};
+use crate::domain::message::{OpaqueMessage, StoredMessage};
+use crate::domain::time::UnixMillis;
+use crate::ports::store::{Appended, MessageStore, NewMessage, StoreError};
+
+#[async_trait]
+impl MessageStore for PostgresStore {
+    async fn append_message(&self, message: NewMessage, inbox_cap: u32) -> Result<Appended, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Taking the next number from the recipient's row locks it until commit: appends to one
+        // inbox are serialised on every replica, so sequence numbers become visible in order and
+        // the cap below is counted against a stable inbox.
+        let seq: Option<Seq> =
+            sqlx::query_scalar("UPDATE users SET message_seq = message_seq + 1 WHERE id = $1 RETURNING message_seq")
+                .bind(message.recipient)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some(seq) = seq else {
+            return Ok(Appended::NoSuchUser);
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO messages (id, recipient_id, seq, sender_id, message_type, content, created_at, expires_at)
+             SELECT $1, $2, $3, id, $4, $5, $6, $7 FROM users WHERE id = $8",
+        )
+        .bind(message.id)
+        .bind(message.recipient)
+        .bind(seq)
+        .bind(message.body.message_type)
+        .bind(message.body.content.as_ref())
+        .bind(message.created_at)
+        .bind(message.expires_at)
+        .bind(message.sender)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(Appended::NoSuchUser);
+        }
+        let evicted = sqlx::query(
+            "DELETE FROM messages WHERE recipient_id = $1 AND seq <=
+               (SELECT seq FROM messages WHERE recipient_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(message.recipient)
+        .bind(limit(inbox_cap))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        tx.commit().await.map_err(map_err)?;
+        Ok(Appended::Stored { seq, evicted })
+    }
+
+    async fn pending_messages(
+        &self,
+        recipient: UserId,
+        after: Seq,
+        now: UnixMillis,
+        max: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let rows: Vec<(MessageId, Seq, UserId, i32, Vec<u8>, UnixMillis)> = sqlx::query_as(
+            "SELECT id, seq, sender_id, message_type, content, created_at FROM messages
+             WHERE recipient_id = $1 AND seq > $2 AND expires_at > $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(recipient)
+        .bind(after)
+        .bind(now)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, seq, sender, message_type, content, created_at)| StoredMessage {
+                id,
+                seq,
+                sender,
+                body: OpaqueMessage { message_type, content: Bytes::from(content) },
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn acknowledge(&self, recipient: UserId, ids: &[MessageId]) -> Result<u64, StoreError> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        let done = sqlx::query("DELETE FROM messages WHERE recipient_id = $1 AND id = ANY($2)")
+            .bind(recipient)
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_expired_messages(&self, now: UnixMillis, max: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM messages WHERE id IN
+               (SELECT id FROM messages WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(now)
+        .bind(limit(max))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn pending_total(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(&self.pool).await.map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
