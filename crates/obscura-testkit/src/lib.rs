@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod gateway;
 pub mod keys;
 pub mod otlp;
+pub mod proxy;
 pub mod push;
 pub mod server;
 pub mod services;
