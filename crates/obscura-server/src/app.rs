@@ -19,13 +19,16 @@ use tokio_util::task::TaskTracker;
 use crate::adapters::blobs::ObjectBlobStore;
 use crate::adapters::clock::SystemClock;
 use crate::adapters::notifier::memory::LocalHub;
+use crate::adapters::notifier::redis::RedisNotifier;
 use crate::adapters::push_queue::memory::MemoryPushQueue;
+use crate::adapters::push_queue::redis::RedisPushQueue;
+use crate::adapters::redis_link::{LinkError, RedisLink};
 use crate::adapters::store::{self, PoolOptions};
 use crate::config::Settings;
 use crate::ports::blobs::BlobStore;
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
-use crate::ports::push::PushProvider;
+use crate::ports::push::{PushProvider, PushQueue};
 use crate::ports::store::{AccountStore, MessageStore, Store};
 use crate::services::accounts::Accounts;
 use crate::services::attachments::Attachments;
@@ -54,6 +57,8 @@ pub enum AppError {
     Serve(#[from] std::io::Error),
     #[error("start-up: {0}")]
     Startup(#[from] crate::services::ServiceError),
+    #[error("pub/sub: {0}")]
+    PubSub(#[from] LinkError),
 }
 
 /// A built server, listening but not yet serving.
@@ -68,6 +73,8 @@ pub struct App {
     push: Option<Arc<PushDispatch>>,
     /// Push deliveries in flight, awaited on shutdown.
     deliveries: TaskTracker,
+    /// Stops background tasks of adapters (the pub/sub listener) last, after the sessions.
+    adapters_stop: CancellationToken,
 }
 
 /// Parts of the app the caller may supply instead of the defaults.
@@ -110,7 +117,20 @@ impl App {
         )
         .await?;
         let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(&settings.storage.blob_dir)?);
-        let notifier: Arc<dyn Notifier> = Arc::new(LocalHub::new(settings.user_channel_capacity));
+        let adapters_stop = CancellationToken::new();
+        let redis = settings.pubsub.clone().map(RedisLink::new).transpose()?.map(Arc::new);
+        let notifier: Arc<dyn Notifier> = match &redis {
+            Some(link) => {
+                let notifier =
+                    RedisNotifier::start(Arc::clone(link), settings.user_channel_capacity, adapters_stop.clone());
+                // Not fatal: the server serves without Redis and the listener keeps trying.
+                if !notifier.wait_listening(link.settings().timeout).await {
+                    tracing::warn!("Redis is unreachable at start-up; serving without it until it answers");
+                }
+                Arc::new(notifier)
+            }
+            None => Arc::new(LocalHub::new(settings.user_channel_capacity)),
+        };
 
         let tokens = Arc::new(Tokens::new(
             &settings.jwt_secret,
@@ -128,8 +148,12 @@ impl App {
             Arc::clone(&clock),
         ));
         let push = parts.push_provider.map(|provider| {
+            let queue: Arc<dyn PushQueue> = match &redis {
+                Some(link) => Arc::new(RedisPushQueue::new(Arc::clone(link))),
+                None => Arc::new(MemoryPushQueue::new()),
+            };
             Arc::new(PushDispatch::new(
-                Arc::new(MemoryPushQueue::new()),
+                queue,
                 provider,
                 store.clone(),
                 Arc::clone(&clock),
@@ -188,7 +212,18 @@ impl App {
         };
         let api = bind(settings.api_addr).await?;
         let mgmt = bind(settings.mgmt_addr).await?;
-        Ok(Self { settings, api, mgmt, state, store, attachments, clock, push, deliveries: TaskTracker::new() })
+        Ok(Self {
+            settings,
+            api,
+            mgmt,
+            state,
+            store,
+            attachments,
+            clock,
+            push,
+            deliveries: TaskTracker::new(),
+            adapters_stop,
+        })
     }
 
     /// Where the API listens (useful with port 0).
@@ -281,6 +316,7 @@ impl App {
         }
         stop_mgmt.cancel();
         let _ = timeout_at(deadline, mgmt_task).await;
+        self.adapters_stop.cancel();
         let _ = timeout_at(deadline, self.store.close()).await;
         tracing::info!("stopped");
         Ok(())

@@ -107,6 +107,11 @@ impl TestServer {
         if let Some(schema) = &schema {
             flags.push(("--db-url", schema.url.as_str()));
         }
+        let (redis_url, prefix);
+        if services::scale_out_mode() && !flags.iter().any(|(flag, _)| *flag == "--pubsub-url") {
+            (redis_url, prefix) = (services::required_url(services::REDIS_URL_VAR), services::redis_prefix());
+            flags.extend([("--pubsub-url", redis_url.as_str()), ("--pubsub-key-prefix", prefix.as_str())]);
+        }
         let cli = Cli::try_parse_from(argv(dir.path(), &flags)).expect("test flags parse");
         let settings = Settings::from_cli(&cli).expect("test settings are valid");
         let app = App::build_with(settings, parts).await.expect("test server builds");

@@ -2,6 +2,9 @@
 //! Without one, the test says on stderr that it was skipped; with `CI=true`, a missing
 //! service fails the test instead, so CI can never pass by skipping.
 
+use std::time::Duration;
+
+use obscura_server::config::settings::PubSubSettings;
 use sqlx::{Connection as _, Executor as _, PgConnection};
 
 /// A PostgreSQL URL (a role that may create schemas), e.g. `postgres://postgres@127.0.0.1:5432/postgres`.
@@ -9,7 +12,8 @@ pub const POSTGRES_URL_VAR: &str = "OBSCURA_TEST_POSTGRES_URL";
 /// A Redis/Valkey URL, e.g. `redis://127.0.0.1:6379`.
 pub const REDIS_URL_VAR: &str = "OBSCURA_TEST_REDIS_URL";
 /// `scale-out` runs every `TestServer` the way the scale-out mode runs: on a fresh PostgreSQL
-/// schema instead of SQLite. `.ci/run` runs the whole suite a second time this way.
+/// schema instead of SQLite, with Redis (on a fresh key prefix) instead of in-process pub/sub,
+/// push queue and rate limits. `.ci/run` runs the whole suite a second time this way.
 pub const MODE_VAR: &str = "OBSCURA_TEST_MODE";
 
 /// The URL in `var`, or `None` after reporting the skip. Panics under `CI=true`.
@@ -81,5 +85,30 @@ impl Drop for PgSchema {
             })
         });
         let _ = dropped.join();
+    }
+}
+
+/// A fresh key prefix, so tests sharing one Redis never see each other's keys.
+#[must_use]
+pub fn redis_prefix() -> String {
+    format!("test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Redis settings on a fresh key prefix with short backoffs, or `None` (skipped) without Redis.
+#[must_use]
+pub fn redis_settings() -> Option<PubSubSettings> {
+    let url = service_url(REDIS_URL_VAR, "Redis")?;
+    Some(redis_settings_at(&url, &redis_prefix()))
+}
+
+/// Redis settings for `url` and `prefix` with short backoffs.
+#[must_use]
+pub fn redis_settings_at(url: &str, prefix: &str) -> PubSubSettings {
+    PubSubSettings {
+        url: url.to_owned(),
+        key_prefix: prefix.to_owned(),
+        min_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(1),
+        timeout: Duration::from_secs(2),
     }
 }

@@ -4,4 +4,5 @@ pub mod blobs;
 pub mod clock;
 pub mod notifier;
 pub mod push_queue;
+pub mod redis_link;
 pub mod store;

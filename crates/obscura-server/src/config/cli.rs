@@ -169,6 +169,9 @@ pub struct Cli {
     /// Largest reconnect backoff in seconds
     #[arg(long, env = "OBSCURA_PUBSUB_MAX_BACKOFF_SECS", default_value_t = 30)]
     pub pubsub_max_backoff_secs: u64,
+    /// Prefix of every Redis key and channel, so deployments can share one Redis
+    #[arg(long, env = "OBSCURA_PUBSUB_KEY_PREFIX", default_value = "obscura")]
+    pub pubsub_key_prefix: String,
 
     /// Frames queued per WebSocket before delivery waits
     #[arg(long, env = "OBSCURA_WS_OUTBOUND_BUFFER_SIZE", default_value_t = 32)]

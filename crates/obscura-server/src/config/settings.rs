@@ -103,6 +103,19 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub otlp: Option<OtlpSettings>,
     pub push: PushSettings,
+    /// Redis when set; in-process pub/sub, push queue and rate limits otherwise.
+    pub pubsub: Option<PubSubSettings>,
+}
+
+/// The shared Redis/Valkey of the scale-out mode.
+#[derive(Debug, Clone)]
+pub struct PubSubSettings {
+    pub url: String,
+    pub key_prefix: String,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long one command may take before it counts as failed.
+    pub timeout: Duration,
 }
 
 /// Push wake-up timing and worker sizing.
@@ -133,12 +146,10 @@ impl Settings {
             .server_host
             .parse()
             .map_err(|_| invalid("server-host", format!("'{}' is not an IP address", cli.server_host)))?;
-        if cli.pubsub_url.is_some() {
-            return Err(invalid("pubsub-url", "Redis pub/sub is not available in this version; leave it unset"));
-        }
         if cli.storage_endpoint.is_some() {
             return Err(invalid("storage-endpoint", "S3 storage is not available in this version; leave it unset"));
         }
+        let pubsub = pubsub_settings(cli)?;
         if !(0.0..=1.0).contains(&cli.trace_sampling_ratio) {
             return Err(invalid("trace-sampling-ratio", "must be between 0.0 and 1.0"));
         }
@@ -233,8 +244,34 @@ impl Settings {
                 concurrency: at_least_one("worker-concurrency", cli.worker_concurrency)?,
                 lease: secs("visibility-timeout-secs", cli.visibility_timeout_secs)?,
             },
+            pubsub,
         })
     }
+}
+
+fn pubsub_settings(cli: &Cli) -> Result<Option<PubSubSettings>, ConfigError> {
+    let Some(url) = cli.pubsub_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(invalid("pubsub-url", "must be a redis:// or rediss:// URL"));
+    }
+    let min_backoff = secs("pubsub-min-backoff-secs", cli.pubsub_min_backoff_secs)?;
+    let max_backoff = secs("pubsub-max-backoff-secs", cli.pubsub_max_backoff_secs)?;
+    if max_backoff < min_backoff {
+        return Err(invalid("pubsub-max-backoff-secs", "must not be shorter than --pubsub-min-backoff-secs"));
+    }
+    let key_prefix = cli.pubsub_key_prefix.trim();
+    if key_prefix.is_empty() || key_prefix.contains(char::is_whitespace) {
+        return Err(invalid("pubsub-key-prefix", "must be a non-empty word without spaces"));
+    }
+    Ok(Some(PubSubSettings {
+        url: url.to_owned(),
+        key_prefix: key_prefix.to_owned(),
+        min_backoff,
+        max_backoff,
+        timeout: Duration::from_millis(at_least_one("pubsub-timeout-ms", cli.pubsub_timeout_ms)?),
+    }))
 }
 
 fn otlp_settings(cli: &Cli) -> Result<Option<OtlpSettings>, ConfigError> {

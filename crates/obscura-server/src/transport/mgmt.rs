@@ -38,11 +38,22 @@ fn word(ok: bool) -> &'static str {
     }
 }
 
+/// 503 only when this replica cannot do its core job (the database is down) or is draining:
+/// with Redis or the attachment store down it still stores and delivers messages, so it stays
+/// in the load balancer and says "degraded", naming the component.
 async fn ready(State(state): State<AppState>) -> Response {
     let readiness = state.health.check().await;
     let draining = state.draining.load(Ordering::Acquire);
-    let status = if draining { "draining" } else { word(readiness.all_ok()) };
-    let code = if readiness.all_ok() && !draining { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if draining {
+        "draining"
+    } else if !readiness.database {
+        "error"
+    } else if readiness.all_ok() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let code = if readiness.database && !draining { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": status,
         "database": word(readiness.database),

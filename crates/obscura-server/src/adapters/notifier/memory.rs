@@ -34,6 +34,14 @@ impl LocalHub {
         }
     }
 
+    /// Delivers `event` to every session of this process (a poll when wake-ups may be lost).
+    pub fn deliver_all(&self, event: UserEvent) {
+        let channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        for sender in channels.values() {
+            let _ = sender.send(event);
+        }
+    }
+
     /// Opens a subscription to `user`'s events in this process.
     pub fn subscribe(&self, user: UserId) -> Subscription {
         let receiver = {

@@ -1,3 +1,4 @@
-//! Notifier adapters: the in-process hub (embedded mode).
+//! Notifier adapters: the in-process hub (embedded mode) and Redis pub/sub (scale-out mode).
 
 pub mod memory;
+pub mod redis;

@@ -1,5 +1,7 @@
 //! Conformance of every adapter to its port.
 
 mod memory_push_queue;
+mod notifiers;
 mod postgres_store;
+mod redis_push_queue;
 mod sqlite_store;
