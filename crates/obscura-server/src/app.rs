@@ -22,6 +22,7 @@ use crate::adapters::notifier::memory::LocalHub;
 use crate::adapters::notifier::redis::RedisNotifier;
 use crate::adapters::push_queue::memory::MemoryPushQueue;
 use crate::adapters::push_queue::redis::RedisPushQueue;
+use crate::adapters::rate_limit::redis::RedisRateLimiter;
 use crate::adapters::redis_link::{LinkError, RedisLink};
 use crate::adapters::store::{self, PoolOptions};
 use crate::config::Settings;
@@ -29,6 +30,7 @@ use crate::ports::blobs::BlobStore;
 use crate::ports::clock::Clock;
 use crate::ports::notifier::Notifier;
 use crate::ports::push::{PushProvider, PushQueue};
+use crate::ports::rate_limit::SharedRateLimiter;
 use crate::ports::store::{AccountStore, MessageStore, Store};
 use crate::services::accounts::Accounts;
 use crate::services::attachments::Attachments;
@@ -187,6 +189,9 @@ impl App {
         let health = Arc::new(Health::new(store.clone(), blobs, notifier, settings.health_timeouts));
         let limits = &settings.rate_limits;
         let trusted: Arc<[ipnet::IpNet]> = limits.trusted_proxies.clone().into();
+        let shared_limits: Option<Arc<dyn SharedRateLimiter>> =
+            redis.as_ref().map(|link| Arc::new(RedisRateLimiter::new(Arc::clone(link))) as Arc<dyn SharedRateLimiter>);
+        let shared = || shared_limits.clone();
         let state = AppState {
             accounts,
             prekeys,
@@ -198,11 +203,11 @@ impl App {
             tokens,
             limits: RateLimits {
                 standard: IpTier {
-                    limiter: Arc::new(Limiter::new("standard", limits.standard)),
+                    limiter: Arc::new(Limiter::new("standard", limits.standard, shared())),
                     trusted: trusted.clone(),
                 },
-                auth: IpTier { limiter: Arc::new(Limiter::new("auth", limits.auth)), trusted },
-                bundle: Arc::new(Limiter::new("bundle", limits.bundle)),
+                auth: IpTier { limiter: Arc::new(Limiter::new("auth", limits.auth, shared())), trusted },
+                bundle: Arc::new(Limiter::new("bundle", limits.bundle, shared())),
             },
             gateway: settings.gateway,
             max_message_bytes: settings.max_message_bytes,

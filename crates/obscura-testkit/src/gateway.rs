@@ -54,6 +54,18 @@ impl GatewayClient {
         }
     }
 
+    /// The close code and reason the server ends the session with (skipping other frames);
+    /// `None` on timeout or a close without a frame.
+    pub async fn close_frame(&mut self, within: Duration) -> Option<(u16, String)> {
+        loop {
+            match self.next(within).await {
+                Next::Closed(frame) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Next::Frame(_) | Next::Pong(_) => {}
+                Next::Timeout => return None,
+            }
+        }
+    }
+
     /// The next envelope (skipping any other frame), or `None` on timeout or close.
     pub async fn envelope(&mut self, within: Duration) -> Option<Envelope> {
         loop {

@@ -112,3 +112,29 @@ pub fn redis_settings_at(url: &str, prefix: &str) -> PubSubSettings {
         timeout: Duration::from_secs(2),
     }
 }
+
+/// One PostgreSQL schema and one Redis namespace for several replicas to share, or `None`
+/// (skipped) without both services.
+pub struct SharedBackends {
+    pub schema: PgSchema,
+    pub redis_url: String,
+    pub prefix: String,
+}
+
+impl SharedBackends {
+    pub async fn create() -> Option<Self> {
+        let redis_url = service_url(REDIS_URL_VAR, "Redis")?;
+        let schema = PgSchema::create().await?;
+        Some(Self { schema, redis_url, prefix: redis_prefix() })
+    }
+
+    /// The flags that point a replica at these backends.
+    #[must_use]
+    pub fn flags(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("--db-url", self.schema.url.as_str()),
+            ("--pubsub-url", self.redis_url.as_str()),
+            ("--pubsub-key-prefix", self.prefix.as_str()),
+        ]
+    }
+}

@@ -102,6 +102,16 @@ impl V1Client {
 
     /// POSTs raw bytes to `/v1/messages/{recipient}`.
     pub async fn send_raw(&self, token: &str, recipient: &str, body: Vec<u8>) -> Response {
+        self.try_send_raw(token, recipient, body).await.expect("request")
+    }
+
+    /// `send`, but a server that dies mid-request is `None` instead of a panic.
+    pub async fn try_send(&self, token: &str, recipient: &str, content: &[u8]) -> Option<StatusCode> {
+        let body = EncryptedMessage { r#type: 2, content: content.to_vec() }.encode_to_vec();
+        self.try_send_raw(token, recipient, body).await.ok().map(|r| r.status())
+    }
+
+    async fn try_send_raw(&self, token: &str, recipient: &str, body: Vec<u8>) -> reqwest::Result<Response> {
         self.http
             .post(self.url(&format!("/v1/messages/{recipient}")))
             .bearer_auth(token)
@@ -109,7 +119,6 @@ impl V1Client {
             .body(body)
             .send()
             .await
-            .expect("request")
     }
 }
 

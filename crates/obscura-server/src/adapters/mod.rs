@@ -4,5 +4,6 @@ pub mod blobs;
 pub mod clock;
 pub mod notifier;
 pub mod push_queue;
+pub mod rate_limit;
 pub mod redis_link;
 pub mod store;

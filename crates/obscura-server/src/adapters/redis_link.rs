@@ -102,9 +102,12 @@ impl RedisLink {
                 return Err(LinkError::BackingOff(retry.0 - now));
             }
         }
+        // One attempt per call: a request must not wait out a retry loop; the backoff above
+        // spaces the attempts instead.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.settings.timeout))
             .set_response_timeout(Some(self.settings.timeout))
+            .set_number_of_retries(0)
             .set_min_delay(self.settings.min_backoff)
             .set_max_delay(self.settings.max_backoff);
         let connected = self

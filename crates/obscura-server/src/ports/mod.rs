@@ -5,4 +5,5 @@ pub mod blobs;
 pub mod clock;
 pub mod notifier;
 pub mod push;
+pub mod rate_limit;
 pub mod store;

@@ -22,9 +22,8 @@ use tokio_util::task::TaskTracker;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use self::rate_limit::{IpTier, Limiter};
+use self::rate_limit::{BundleFetch, IpTier, Limiter};
 use crate::config::settings::GatewaySettings;
-use crate::domain::ids::UserId;
 use crate::services::accounts::Accounts;
 use crate::services::attachments::Attachments;
 use crate::services::delivery::Delivery;
@@ -42,7 +41,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct RateLimits {
     pub standard: IpTier,
     pub auth: IpTier,
-    pub bundle: Arc<Limiter<(UserId, UserId)>>,
+    pub bundle: Arc<Limiter<BundleFetch>>,
 }
 
 impl RateLimits {

@@ -7,6 +7,7 @@
 //! proxy is used (entries further left are client-controlled and ignored).
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,45 +22,81 @@ use tokio::time::Instant;
 
 use super::error::ApiError;
 use crate::config::settings::Rate;
+use crate::domain::ids::UserId;
+use crate::ports::rate_limit::SharedRateLimiter;
 use crate::telemetry::metrics as m;
 
-/// A keyed GCRA limiter.
-#[derive(Debug)]
+/// A keyed GCRA limiter. With shared state (Redis) every replica draws on one allowance per
+/// key; if the shared state cannot be reached, this replica's own state decides, so an outage
+/// loosens limits by at most the replica count instead of failing requests.
 pub struct Limiter<K> {
     name: &'static str,
     emission: Duration,
     tolerance: Duration,
     arrivals: Mutex<HashMap<K, Instant>>,
+    shared: Option<Arc<dyn SharedRateLimiter>>,
 }
 
-impl<K: Eq + Hash> Limiter<K> {
+impl<K> std::fmt::Debug for Limiter<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter").field("name", &self.name).field("shared", &self.shared.is_some()).finish()
+    }
+}
+
+impl<K: Eq + Hash + Display> Limiter<K> {
     #[must_use]
-    pub fn new(name: &'static str, rate: Rate) -> Self {
+    pub fn new(name: &'static str, rate: Rate, shared: Option<Arc<dyn SharedRateLimiter>>) -> Self {
         let emission = rate.period / rate.per_period.max(1);
-        Self { name, emission, tolerance: emission * rate.burst.max(1), arrivals: Mutex::default() }
+        Self { name, emission, tolerance: emission * rate.burst.max(1), arrivals: Mutex::default(), shared }
     }
 
     /// Admits one request for `key`, or says how long to wait.
-    pub fn check(&self, key: K) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut arrivals = self.arrivals.lock().unwrap_or_else(PoisonError::into_inner);
-        let tat = arrivals.get(&key).copied().unwrap_or(now).max(now);
-        let next = tat + self.emission;
-        let decision = if next.duration_since(now) > self.tolerance {
-            Err(next.duration_since(now) - self.tolerance)
-        } else {
-            arrivals.insert(key, next);
-            Ok(())
+    pub async fn check(&self, key: K) -> Result<(), Duration> {
+        let decision = match &self.shared {
+            Some(shared) => match shared.admit(self.name, &key.to_string(), self.emission, self.tolerance).await {
+                Ok(decision) => decision,
+                Err(err) => {
+                    tracing::debug!(error = %err, tier = self.name, "shared rate limits unavailable; deciding locally");
+                    self.check_local(key)
+                }
+            },
+            None => self.check_local(key),
         };
         let label = if decision.is_ok() { "allowed" } else { "throttled" };
         metrics::counter!(m::RATE_LIMIT_DECISIONS, "tier" => self.name, "status" => label).increment(1);
         decision
     }
 
+    fn check_local(&self, key: K) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(PoisonError::into_inner);
+        let tat = arrivals.get(&key).copied().unwrap_or(now).max(now);
+        let next = tat + self.emission;
+        if next.duration_since(now) > self.tolerance {
+            Err(next.duration_since(now) - self.tolerance)
+        } else {
+            arrivals.insert(key, next);
+            Ok(())
+        }
+    }
+
     /// Forgets keys that have fully recovered (their next request would start fresh anyway).
     pub fn sweep(&self) {
         let now = Instant::now();
         self.arrivals.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, tat| *tat > now);
+    }
+}
+
+/// A requester fetching a target's bundle: the bundle tier's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BundleFetch {
+    pub requester: UserId,
+    pub target: UserId,
+}
+
+impl Display for BundleFetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}>{}", self.requester, self.target)
     }
 }
 
@@ -104,7 +141,7 @@ pub async fn limit_by_ip(State(tier): State<IpTier>, mut request: Request, next:
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
     let ip = client_ip(peer, request.headers(), &tier.trusted);
-    if let Err(wait) = tier.limiter.check(ip) {
+    if let Err(wait) = tier.limiter.check(ip).await {
         tracing::info!(tier = tier.limiter.name, "rate limited");
         return ApiError::RateLimited { retry_after_secs: retry_after_secs(wait) }.into_response();
     }
@@ -122,20 +159,20 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_is_admitted_then_the_rate_applies() {
-        let limiter = Limiter::new("test", rate(1, 2));
-        assert!(limiter.check(1).is_ok());
-        assert!(limiter.check(1).is_ok());
-        let wait = limiter.check(1).err();
+        let limiter = Limiter::new("test", rate(1, 2), None);
+        assert!(limiter.check(1).await.is_ok());
+        assert!(limiter.check(1).await.is_ok());
+        let wait = limiter.check(1).await.err();
         assert_eq!(wait, Some(Duration::from_secs(1)));
-        assert!(limiter.check(2).is_ok(), "other keys are independent");
+        assert!(limiter.check(2).await.is_ok(), "other keys are independent");
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(limiter.check(1).is_ok());
+        assert!(limiter.check(1).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn recovered_keys_are_swept() {
-        let limiter = Limiter::new("test", rate(10, 1));
-        assert!(limiter.check(1).is_ok());
+        let limiter = Limiter::new("test", rate(10, 1), None);
+        assert!(limiter.check(1).await.is_ok());
         tokio::time::advance(Duration::from_secs(1)).await;
         limiter.sweep();
         assert!(limiter.arrivals.lock().unwrap().is_empty());

@@ -12,6 +12,7 @@
 mod gateway;
 mod ops;
 mod ports;
+mod replicas;
 mod v1;
 
 use std::time::Duration;

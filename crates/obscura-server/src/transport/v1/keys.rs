@@ -11,7 +11,7 @@ use crate::domain::keys::PublicKey;
 use crate::services::prekeys::KeyUploadRequest;
 use crate::transport::error::ApiError;
 use crate::transport::extract::{ApiJson, ApiPath, BearerUser};
-use crate::transport::rate_limit::retry_after_secs;
+use crate::transport::rate_limit::{retry_after_secs, BundleFetch};
 use crate::transport::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -59,7 +59,8 @@ async fn bundle(
     state
         .limits
         .bundle
-        .check((requester, target))
+        .check(BundleFetch { requester, target })
+        .await
         .map_err(|wait| ApiError::RateLimited { retry_after_secs: retry_after_secs(wait) })?;
     let bundle = state.prekeys.take_bundle(requester, target).await?;
     Ok(Json(BundleResponse {

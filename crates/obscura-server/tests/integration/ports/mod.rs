@@ -4,4 +4,5 @@ mod memory_push_queue;
 mod notifiers;
 mod postgres_store;
 mod redis_push_queue;
+mod redis_rate_limiter;
 mod sqlite_store;
