@@ -5,11 +5,11 @@
 //! between failed attempts instead of hammering a dead server, and once connected the
 //! `ConnectionManager` reconnects by itself. Every command is bounded by `--pubsub-timeout-ms`.
 
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::time::Instant;
 
 use crate::config::settings::PubSubSettings;
@@ -54,7 +54,9 @@ impl Backoff {
 pub struct RedisLink {
     client: redis::Client,
     settings: PubSubSettings,
-    manager: OnceCell<ConnectionManager>,
+    /// The current connection; dropped after a timeout, since a connection that stopped
+    /// answering (a network black hole) may never report itself closed.
+    manager: tokio::sync::Mutex<Option<ConnectionManager>>,
     /// No new connection attempt before this instant (after a failure).
     retry: Mutex<(Instant, Backoff)>,
 }
@@ -70,7 +72,12 @@ impl RedisLink {
     pub fn new(settings: PubSubSettings) -> Result<Self, LinkError> {
         let client = redis::Client::open(settings.url.as_str())?;
         let backoff = Backoff::new(settings.min_backoff, settings.max_backoff);
-        Ok(Self { client, settings, manager: OnceCell::new(), retry: Mutex::new((Instant::now(), backoff)) })
+        Ok(Self {
+            client,
+            settings,
+            manager: tokio::sync::Mutex::new(None),
+            retry: Mutex::new((Instant::now(), backoff)),
+        })
     }
 
     /// `<prefix>:<name>`.
@@ -90,17 +97,20 @@ impl RedisLink {
         &self.settings
     }
 
-    /// A handle on the shared command connection.
+    /// A handle on the shared command connection, unless Redis failed recently and the
+    /// backoff has not passed (then callers fail at once instead of each waiting out a timeout).
     pub async fn conn(&self) -> Result<ConnectionManager, LinkError> {
-        if let Some(manager) = self.manager.get() {
-            return Ok(manager.clone());
-        }
         {
-            let retry = self.retry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
             if retry.0 > now {
                 return Err(LinkError::BackingOff(retry.0 - now));
             }
+        }
+        // Callers queue here while one of them connects, instead of each dialling Redis.
+        let mut manager = self.manager.lock().await;
+        if let Some(manager) = manager.as_ref() {
+            return Ok(manager.clone());
         }
         // One attempt per call: a request must not wait out a retry loop; the backoff above
         // spaces the attempts instead.
@@ -110,29 +120,49 @@ impl RedisLink {
             .set_number_of_retries(0)
             .set_min_delay(self.settings.min_backoff)
             .set_max_delay(self.settings.max_backoff);
-        let connected = self
-            .manager
-            .get_or_try_init(|| async { self.client.get_connection_manager_with_config(config).await })
-            .await;
-        let mut retry = self.retry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match connected {
-            Ok(manager) => {
-                retry.1.reset();
-                Ok(manager.clone())
-            }
+        match self.client.get_connection_manager_with_config(config).await {
+            Ok(connected) => Ok(manager.insert(connected).clone()),
             Err(err) => {
-                let wait = retry.1.next_wait();
-                retry.0 = Instant::now() + wait;
+                self.trip();
                 Err(err.into())
             }
         }
     }
 
+    /// Runs one command (or script) on the shared connection. A failure that says Redis is
+    /// unreachable or too slow starts a backoff during which every caller fails fast.
+    pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, LinkError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn().await?;
+        match command(conn).await {
+            Ok(value) => {
+                self.retry.lock().unwrap_or_else(PoisonError::into_inner).1.reset();
+                Ok(value)
+            }
+            Err(err) => {
+                if err.is_timeout() {
+                    self.manager.lock().await.take();
+                }
+                if err.is_timeout() || err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
+                    self.trip();
+                }
+                Err(err.into())
+            }
+        }
+    }
+
+    fn trip(&self) {
+        let mut retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        let wait = retry.1.next_wait();
+        retry.0 = Instant::now() + wait;
+    }
+
     /// `PING` on the command connection.
     pub async fn ping(&self) -> Result<(), LinkError> {
-        let mut conn = self.conn().await?;
-        redis::cmd("PING").query_async::<()>(&mut conn).await?;
-        Ok(())
+        self.run(|mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await }).await
     }
 }
 

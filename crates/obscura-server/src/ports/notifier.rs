@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use crate::domain::ids::UserId;
 
 /// What happened to a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UserEvent {
     /// New messages are waiting in the inbox.
     MessageReceived,

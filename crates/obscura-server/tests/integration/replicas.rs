@@ -160,8 +160,25 @@ async fn killing_a_replica_mid_stream_loses_no_acknowledged_message() {
     a.terminate().await;
 }
 
+#[derive(Clone, Copy)]
+enum RedisOutage {
+    /// Connections refused: Redis is down.
+    Down,
+    /// Connections open but silent: a network black hole.
+    Silent,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_replicas_keep_delivering_by_polling_and_say_so() {
+    redis_outage(RedisOutage::Down).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_redis_is_detected_and_survived_like_a_dead_one() {
+    redis_outage(RedisOutage::Silent).await;
+}
+
+async fn redis_outage(outage: RedisOutage) {
     let Some(backends) = SharedBackends::create().await else { return };
     let proxy = TcpProxy::start(upstream_of(&backends.redis_url)).await;
     let redis_url = proxy.rewrite(&backends.redis_url);
@@ -174,7 +191,10 @@ async fn without_redis_replicas_keep_delivering_by_polling_and_say_so() {
     let mut gateway = GatewayClient::connect(&b.ws_base, &bob.token).await.unwrap();
     assert!(gateway.ping(b"connected", STEP).await);
 
-    proxy.cut();
+    match outage {
+        RedisOutage::Down => proxy.cut(),
+        RedisOutage::Silent => proxy.freeze(),
+    }
     let degraded = |server: &TestServer| {
         let url = format!("{}/readyz", server.mgmt);
         async move {
@@ -184,23 +204,22 @@ async fn without_redis_replicas_keep_delivering_by_polling_and_say_so() {
             status == StatusCode::OK && body["pubsub"] == "error" && body["status"] == "degraded"
         }
     };
-    assert!(eventually(STEP, || degraded(&a)).await, "replica A names the component that is down");
-    assert!(eventually(STEP, || degraded(&b)).await, "replica B too, and stays in the load balancer");
+    assert!(eventually(STEP * 2, || degraded(&a)).await, "replica A names the component that is down");
+    assert!(eventually(STEP * 2, || degraded(&b)).await, "replica B too, and stays in the load balancer");
     assert_eq!(on_a.send(&alice.token, &bob.user_id, b"while redis is down").await, StatusCode::CREATED);
     let envelope = gateway.envelope(STEP).await.expect("delivered by polling the store");
     assert_eq!(text(&envelope), "while redis is down");
 
     proxy.restore();
-    let ok = |server: &TestServer| {
+    let healthy = |server: &TestServer| {
         let url = format!("{}/readyz", server.mgmt);
-        async move { reqwest::get(url).await.unwrap().status() == StatusCode::OK }
+        async move {
+            let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            body["status"] == "ok"
+        }
     };
-    let healed = eventually(STEP, || async {
-        let body: Value = reqwest::get(format!("{}/readyz", b.mgmt)).await.unwrap().json().await.unwrap();
-        body["status"] == "ok"
-    })
-    .await;
-    assert!(healed && ok(&a).await, "readiness recovers once Redis is back");
+    assert!(eventually(STEP * 2, || healthy(&a)).await, "replica A recovers once Redis is back");
+    assert!(eventually(STEP * 2, || healthy(&b)).await, "replica B too");
     assert_eq!(on_a.send(&alice.token, &bob.user_id, b"redis is back").await, StatusCode::CREATED);
     assert_eq!(gateway.envelope(STEP).await.map(|e| text(&e)).as_deref(), Some("redis is back"));
 }

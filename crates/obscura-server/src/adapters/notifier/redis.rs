@@ -10,7 +10,8 @@
 //! never loses a message: while the listener is disconnected, every local session is woken
 //! every `--pubsub-min-backoff-secs` to poll its inbox, and once more on reconnect.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,9 +20,16 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::memory::LocalHub;
-use crate::adapters::redis_link::{Backoff, RedisLink};
+use crate::adapters::redis_link::{Backoff, LinkError, RedisLink};
 use crate::domain::ids::UserId;
 use crate::ports::notifier::{Notifier, NotifierError, Subscription, UserEvent};
+
+/// Most wake-ups remembered for resending; beyond this the recipients still get their
+/// messages on their next wake-up or reconnect.
+const MAX_UNSENT: usize = 100_000;
+
+/// How often the listener checks that its connection still answers.
+const LISTENER_PROBE: Duration = Duration::from_secs(5);
 
 const MESSAGE_RECEIVED: u8 = 1;
 const DISCONNECT: u8 = 2;
@@ -33,6 +41,14 @@ fn encode(user: UserId, event: UserEvent) -> Vec<u8> {
         UserEvent::Disconnect => DISCONNECT,
     });
     payload
+}
+
+async fn publish(link: &RedisLink, channel: &str, user: UserId, event: UserEvent) -> Result<(), LinkError> {
+    let payload = encode(user, event);
+    link.run(
+        |mut conn| async move { ::redis::cmd("PUBLISH").arg(channel).arg(payload).query_async::<()>(&mut conn).await },
+    )
+    .await
 }
 
 fn decode(payload: &[u8]) -> Option<(UserId, UserEvent)> {
@@ -52,6 +68,9 @@ pub struct RedisNotifier {
     hub: Arc<LocalHub>,
     channel: String,
     listening: watch::Receiver<bool>,
+    /// Wake-ups that could not be published, sent again by the listener once Redis answers:
+    /// other replicas may still be connected to Redis and so are not polling.
+    unsent: Arc<Mutex<HashSet<(UserId, UserEvent)>>>,
 }
 
 impl RedisNotifier {
@@ -61,8 +80,16 @@ impl RedisNotifier {
         let hub = Arc::new(LocalHub::new(channel_capacity));
         let channel = link.key("wake");
         let (listening, heard) = watch::channel(false);
-        tokio::spawn(listen(Arc::clone(&link), Arc::clone(&hub), channel.clone(), listening, stop));
-        Self { link, hub, channel, listening: heard }
+        let unsent = Arc::default();
+        let listener = Listener {
+            link: Arc::clone(&link),
+            hub: Arc::clone(&hub),
+            channel: channel.clone(),
+            listening,
+            unsent: Arc::clone(&unsent),
+        };
+        tokio::spawn(listener.run(stop));
+        Self { link, hub, channel, listening: heard, unsent }
     }
 
     /// Waits up to `within` for the listener to subscribe; false if it has not.
@@ -75,21 +102,15 @@ impl RedisNotifier {
 #[async_trait]
 impl Notifier for RedisNotifier {
     async fn publish(&self, user: UserId, event: UserEvent) -> Result<(), NotifierError> {
-        let published = async {
-            let mut conn = self.link.conn().await.map_err(|e| e.to_string())?;
-            ::redis::cmd("PUBLISH")
-                .arg(&self.channel)
-                .arg(encode(user, event))
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        if let Err(err) = published {
-            // Other replicas fall back to polling while Redis is away; this one can still
-            // wake its own sessions at once.
+        if let Err(err) = publish(&self.link, &self.channel, user, event).await {
+            // This replica can still wake its own sessions at once; the others hear it when
+            // the listener resends it.
             self.hub.deliver(user, event);
-            return Err(NotifierError(err));
+            let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+            if unsent.len() < MAX_UNSENT {
+                unsent.insert((user, event));
+            }
+            return Err(NotifierError(err.to_string()));
         }
         Ok(())
     }
@@ -106,64 +127,96 @@ impl Notifier for RedisNotifier {
     }
 }
 
-/// The listener: (re)connects forever with backoff, polls local sessions while disconnected.
-async fn listen(
+/// The listener's state.
+struct Listener {
     link: Arc<RedisLink>,
     hub: Arc<LocalHub>,
     channel: String,
     listening: watch::Sender<bool>,
-    stop: CancellationToken,
-) {
-    let settings = link.settings().clone();
-    let mut backoff = Backoff::new(settings.min_backoff, settings.max_backoff);
-    let mut was_connected = true;
-    loop {
-        let connected = tokio::time::timeout(settings.timeout, async {
-            let mut pubsub = link.client().get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, ::redis::RedisError>(pubsub)
-        })
-        .await;
-        match connected {
-            Ok(Ok(pubsub)) => {
-                backoff.reset();
-                listening.send_replace(true);
-                if !was_connected {
-                    tracing::info!("pub/sub listener reconnected");
-                }
-                was_connected = true;
-                // Events published while we were away are lost: let every session re-read.
-                hub.deliver_all(UserEvent::MessageReceived);
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        message = messages.next() => match message {
-                            Some(message) => {
-                                if let Some((user, event)) = decode(message.get_payload_bytes()) {
-                                    hub.deliver(user, event);
+    unsent: Arc<Mutex<HashSet<(UserId, UserEvent)>>>,
+}
+
+impl Listener {
+    /// Resends wake-ups whose publication failed; keeps those that fail again.
+    async fn resend(&self) {
+        let unsent: Vec<(UserId, UserEvent)> =
+            self.unsent.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
+        for (i, (user, event)) in unsent.iter().enumerate() {
+            if publish(&self.link, &self.channel, *user, *event).await.is_err() {
+                let mut kept = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+                kept.extend(unsent.iter().skip(i).copied());
+                return;
+            }
+        }
+    }
+
+    /// (Re)connects forever with backoff, polls local sessions while disconnected.
+    async fn run(self, stop: CancellationToken) {
+        let Self { link, hub, channel, listening, .. } = &self;
+        let settings = link.settings().clone();
+        let mut backoff = Backoff::new(settings.min_backoff, settings.max_backoff);
+        let mut was_connected = true;
+        loop {
+            let connected = tokio::time::timeout(settings.timeout, async {
+                let mut pubsub = link.client().get_async_pubsub().await?;
+                pubsub.subscribe(channel).await?;
+                Ok::<_, ::redis::RedisError>(pubsub)
+            })
+            .await;
+            match connected {
+                Ok(Ok(pubsub)) => {
+                    backoff.reset();
+                    listening.send_replace(true);
+                    if !was_connected {
+                        tracing::info!("pub/sub listener reconnected");
+                    }
+                    was_connected = true;
+                    // Events published while we were away are lost: let every session re-read.
+                    hub.deliver_all(UserEvent::MessageReceived);
+                    let (mut sink, mut messages) = pubsub.split();
+                    // A connection can die silently (a network black hole): probe it, and treat a
+                    // probe that goes unanswered like a closed connection.
+                    let mut probe = tokio::time::interval(LISTENER_PROBE);
+                    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    let mut resend = tokio::time::interval(settings.min_backoff);
+                    resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            message = messages.next() => match message {
+                                Some(message) => {
+                                    if let Some((user, event)) = decode(message.get_payload_bytes()) {
+                                        hub.deliver(user, event);
+                                    }
+                                }
+                                None => break,
+                            },
+                            _ = resend.tick() => self.resend().await,
+                            _ = probe.tick() => {
+                                let answered = tokio::time::timeout(settings.timeout, sink.ping::<::redis::Value>()).await;
+                                if !matches!(answered, Ok(Ok(_))) {
+                                    break;
                                 }
                             }
-                            None => break,
-                        },
+                        }
                     }
+                    listening.send_replace(false);
+                    tracing::warn!("pub/sub listener lost its connection; sessions poll the store meanwhile");
                 }
-                listening.send_replace(false);
-                tracing::warn!("pub/sub listener lost its connection; sessions poll the store meanwhile");
+                Ok(Err(err)) if was_connected => {
+                    tracing::warn!(error = %err, "pub/sub listener cannot connect; sessions poll the store meanwhile");
+                    was_connected = false;
+                }
+                Err(_) if was_connected => {
+                    tracing::warn!("pub/sub listener timed out connecting; sessions poll the store meanwhile");
+                    was_connected = false;
+                }
+                _ => {}
             }
-            Ok(Err(err)) if was_connected => {
-                tracing::warn!(error = %err, "pub/sub listener cannot connect; sessions poll the store meanwhile");
-                was_connected = false;
+            let wait = backoff.next_wait();
+            if poll_until(hub, wait, settings.min_backoff, &stop).await {
+                return;
             }
-            Err(_) if was_connected => {
-                tracing::warn!("pub/sub listener timed out connecting; sessions poll the store meanwhile");
-                was_connected = false;
-            }
-            _ => {}
-        }
-        let wait = backoff.next_wait();
-        if poll_until(&hub, wait, settings.min_backoff, &stop).await {
-            return;
         }
     }
 }

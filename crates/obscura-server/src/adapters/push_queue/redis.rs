@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use ::redis::Script;
+use ::redis::{Script, ScriptInvocation};
 use async_trait::async_trait;
 
 use crate::adapters::redis_link::RedisLink;
@@ -94,38 +94,24 @@ impl RedisPushQueue {
         }
     }
 
-    async fn conn(&self) -> Result<::redis::aio::ConnectionManager, PushQueueError> {
-        self.link.conn().await.map_err(failed)
+    /// Runs a script invocation on the shared connection.
+    async fn run<T: ::redis::FromRedisValue>(&self, invocation: ScriptInvocation<'_>) -> Result<T, PushQueueError> {
+        self.link.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await.map_err(failed)
     }
 }
 
 #[async_trait]
 impl PushQueue for RedisPushQueue {
     async fn schedule(&self, user: UserId, due: UnixMillis) -> Result<(), PushQueueError> {
-        let mut conn = self.conn().await?;
-        self.scripts
-            .schedule
-            .key(&self.jobs)
-            .key(&self.leases)
-            .key(&self.again)
-            .arg(user.to_string())
-            .arg(due.0)
-            .invoke_async::<()>(&mut conn)
-            .await
-            .map_err(failed)
+        let mut invocation = self.scripts.schedule.key(&self.jobs);
+        invocation.key(&self.leases).key(&self.again).arg(user.to_string()).arg(due.0);
+        self.run(invocation).await
     }
 
     async fn cancel(&self, user: UserId) -> Result<(), PushQueueError> {
-        let mut conn = self.conn().await?;
-        self.scripts
-            .cancel
-            .key(&self.jobs)
-            .key(&self.leases)
-            .key(&self.again)
-            .arg(user.to_string())
-            .invoke_async::<()>(&mut conn)
-            .await
-            .map_err(failed)
+        let mut invocation = self.scripts.cancel.key(&self.jobs);
+        invocation.key(&self.leases).key(&self.again).arg(user.to_string());
+        self.run(invocation).await
     }
 
     async fn lease_due(
@@ -134,19 +120,9 @@ impl PushQueue for RedisPushQueue {
         lease_until: UnixMillis,
         max: usize,
     ) -> Result<Vec<Lease>, PushQueueError> {
-        let mut conn = self.conn().await?;
-        let flat: Vec<(String, u64)> = self
-            .scripts
-            .lease_due
-            .key(&self.jobs)
-            .key(&self.leases)
-            .key(&self.lease_ids)
-            .arg(now.0)
-            .arg(lease_until.0)
-            .arg(max)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(failed)?;
+        let mut invocation = self.scripts.lease_due.key(&self.jobs);
+        invocation.key(&self.leases).key(&self.lease_ids).arg(now.0).arg(lease_until.0).arg(max);
+        let flat: Vec<(String, u64)> = self.run(invocation).await?;
         flat.into_iter()
             .map(|(user, id)| {
                 let user = user.parse().map(UserId).map_err(|_| failed(format!("corrupt push job {user:?}")))?;
@@ -156,18 +132,9 @@ impl PushQueue for RedisPushQueue {
     }
 
     async fn complete(&self, lease: Lease, now: UnixMillis) -> Result<(), PushQueueError> {
-        let mut conn = self.conn().await?;
-        self.scripts
-            .complete
-            .key(&self.jobs)
-            .key(&self.leases)
-            .key(&self.again)
-            .arg(lease.user.to_string())
-            .arg(lease.id)
-            .arg(now.0)
-            .invoke_async::<()>(&mut conn)
-            .await
-            .map_err(failed)
+        let mut invocation = self.scripts.complete.key(&self.jobs);
+        invocation.key(&self.leases).key(&self.again).arg(lease.user.to_string()).arg(lease.id).arg(now.0);
+        self.run(invocation).await
     }
 
     async fn check(&self) -> Result<(), PushQueueError> {

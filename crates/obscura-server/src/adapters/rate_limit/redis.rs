@@ -53,13 +53,11 @@ impl SharedRateLimiter for RedisRateLimiter {
         emission: Duration,
         tolerance: Duration,
     ) -> Result<Result<(), Duration>, RateLimitError> {
-        let mut conn = self.link.conn().await.map_err(|e| RateLimitError(e.to_string()))?;
+        let mut invocation = self.script.key(self.link.key(&format!("rate:{tier}:{key}")));
+        invocation.arg(micros(emission)).arg(micros(tolerance));
         let wait: u64 = self
-            .script
-            .key(self.link.key(&format!("rate:{tier}:{key}")))
-            .arg(micros(emission))
-            .arg(micros(tolerance))
-            .invoke_async(&mut conn)
+            .link
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await
             .map_err(|e| RateLimitError(e.to_string()))?;
         Ok(if wait == 0 { Ok(()) } else { Err(Duration::from_micros(wait)) })
