@@ -253,8 +253,11 @@ fn pubsub_settings(cli: &Cli) -> Result<Option<PubSubSettings>, ConfigError> {
     let Some(url) = cli.pubsub_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err(invalid("pubsub-url", "must be a redis:// or rediss:// URL"));
+    if url.starts_with("rediss://") {
+        return Err(invalid("pubsub-url", "TLS to Redis (rediss://) is not supported in this build; use redis://"));
+    }
+    if !url.starts_with("redis://") {
+        return Err(invalid("pubsub-url", "must be a redis:// URL"));
     }
     let min_backoff = secs("pubsub-min-backoff-secs", cli.pubsub_min_backoff_secs)?;
     let max_backoff = secs("pubsub-max-backoff-secs", cli.pubsub_max_backoff_secs)?;
@@ -398,6 +401,15 @@ mod tests {
         assert!(url("postgresql://db/obscura").is_ok());
         let err = url("mysql://db/obscura").err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("--db-url: must start with sqlite: or postgres://"));
+    }
+
+    #[test]
+    fn pubsub_urls_are_checked_at_start_up() {
+        let err =
+            |u: &str| parse(&["--jwt-secret", "0123456789abcdef", "--pubsub-url", u]).err().map(|e| e.to_string());
+        assert_eq!(err("redis://127.0.0.1:6379"), None);
+        assert!(err("rediss://cache:6380").is_some_and(|e| e.starts_with("--pubsub-url: TLS")));
+        assert_eq!(err("http://cache").as_deref(), Some("--pubsub-url: must be a redis:// URL"));
     }
 
     #[test]
