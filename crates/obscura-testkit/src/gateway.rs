@@ -13,6 +13,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// The content of an envelope's message as UTF-8 (tests send text).
+#[must_use]
+pub fn text(envelope: &Envelope) -> String {
+    let message = envelope.message.as_ref().expect("an envelope carries a message");
+    String::from_utf8(message.content.clone()).expect("UTF-8 content")
+}
+
 /// What the server did next.
 #[derive(Debug)]
 pub enum Next {

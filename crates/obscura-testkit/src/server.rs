@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::services::{self, PgSchema};
+use crate::services::{self, SharedBackends};
 
 /// Secret used by test servers (long enough for the server's minimum).
 pub const TEST_JWT_SECRET: &str = "obscura-test-secret-0123456789";
@@ -59,8 +59,8 @@ pub struct TestServer {
     pub mgmt: String,
     /// The data directory (kept until the last handle is dropped).
     pub dir: Arc<tempfile::TempDir>,
-    /// The PostgreSQL schema of a scale-out test server, dropped with it.
-    _schema: Option<PgSchema>,
+    /// The PostgreSQL schema and Redis namespace of a scale-out test server, dropped with it.
+    _backends: Option<SharedBackends>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), AppError>>>,
 }
@@ -98,19 +98,13 @@ impl TestServer {
             obscura_server::telemetry::logging::init(obscura_server::telemetry::logging::LogFormat::Text);
         }
         let _ = obscura_server::telemetry::metrics::prometheus();
-        let schema = if services::scale_out_mode() && !flags.iter().any(|(flag, _)| *flag == "--db-url") {
-            Some(PgSchema::create_in(&services::required_url(services::POSTGRES_URL_VAR)).await)
-        } else {
-            None
-        };
+        let backends = if services::scale_out_mode() { Some(SharedBackends::required().await) } else { None };
         let mut flags = flags.to_vec();
-        if let Some(schema) = &schema {
-            flags.push(("--db-url", schema.url.as_str()));
-        }
-        let (redis_url, prefix);
-        if services::scale_out_mode() && !flags.iter().any(|(flag, _)| *flag == "--pubsub-url") {
-            (redis_url, prefix) = (services::required_url(services::REDIS_URL_VAR), services::redis_prefix());
-            flags.extend([("--pubsub-url", redis_url.as_str()), ("--pubsub-key-prefix", prefix.as_str())]);
+        // The test's own choices win (a proxied database URL, say); the backends fill the rest.
+        for (flag, value) in backends.iter().flat_map(SharedBackends::flags) {
+            if !flags.iter().any(|(set, _)| *set == flag) {
+                flags.push((flag, value));
+            }
         }
         let cli = Cli::try_parse_from(argv(dir.path(), &flags)).expect("test flags parse");
         let settings = Settings::from_cli(&cli).expect("test settings are valid");
@@ -126,7 +120,7 @@ impl TestServer {
             ws_base: format!("ws://{api}"),
             mgmt: format!("http://{mgmt}"),
             dir,
-            _schema: schema,
+            _backends: backends,
             stop: Some(stop),
             task: Some(task),
         }
@@ -136,6 +130,12 @@ impl TestServer {
     #[must_use]
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `GET /readyz` on the management port: its status and JSON body.
+    pub async fn readiness(&self) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = reqwest::get(format!("{}/readyz", self.mgmt)).await.expect("readiness request");
+        (response.status(), response.json().await.expect("readiness JSON"))
     }
 
     /// Asks the server to shut down gracefully without waiting.

@@ -38,8 +38,7 @@ pub fn scale_out_mode() -> bool {
 }
 
 /// The URL in `var`, which the scale-out test mode cannot do without.
-#[must_use]
-pub fn required_url(var: &str) -> String {
+fn required_url(var: &str) -> String {
     std::env::var(var).ok().filter(|u| !u.is_empty()).unwrap_or_else(|| panic!("{MODE_VAR}=scale-out needs {var}"))
 }
 
@@ -101,7 +100,7 @@ pub fn redis_settings() -> Option<PubSubSettings> {
     Some(redis_settings_at(&url, &redis_prefix()))
 }
 
-/// Redis settings for `url` and `prefix` with short backoffs.
+/// Redis settings for `url` and `prefix` with short backoffs (`url` need not answer).
 #[must_use]
 pub fn redis_settings_at(url: &str, prefix: &str) -> PubSubSettings {
     PubSubSettings {
@@ -126,6 +125,12 @@ impl SharedBackends {
         let redis_url = service_url(REDIS_URL_VAR, "Redis")?;
         let schema = PgSchema::create().await?;
         Some(Self { schema, redis_url, prefix: redis_prefix() })
+    }
+
+    /// The backends of the scale-out test mode, which cannot run without them.
+    pub async fn required() -> Self {
+        let schema = PgSchema::create_in(&required_url(POSTGRES_URL_VAR)).await;
+        Self { schema, redis_url: required_url(REDIS_URL_VAR), prefix: redis_prefix() }
     }
 
     /// The flags that point a replica at these backends.

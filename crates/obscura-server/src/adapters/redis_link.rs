@@ -56,7 +56,9 @@ pub struct RedisLink {
     settings: PubSubSettings,
     /// The current connection; dropped after a timeout, since a connection that stopped
     /// answering (a network black hole) may never report itself closed.
-    manager: tokio::sync::Mutex<Option<ConnectionManager>>,
+    manager: Mutex<Option<ConnectionManager>>,
+    /// Held while connecting, so callers wait for one attempt instead of each dialling Redis.
+    connecting: tokio::sync::Mutex<()>,
     /// No new connection attempt before this instant (after a failure).
     retry: Mutex<(Instant, Backoff)>,
 }
@@ -75,7 +77,8 @@ impl RedisLink {
         Ok(Self {
             client,
             settings,
-            manager: tokio::sync::Mutex::new(None),
+            manager: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
             retry: Mutex::new((Instant::now(), backoff)),
         })
     }
@@ -107,10 +110,12 @@ impl RedisLink {
                 return Err(LinkError::BackingOff(retry.0 - now));
             }
         }
-        // Callers queue here while one of them connects, instead of each dialling Redis.
-        let mut manager = self.manager.lock().await;
-        if let Some(manager) = manager.as_ref() {
-            return Ok(manager.clone());
+        if let Some(manager) = self.current() {
+            return Ok(manager);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(manager) = self.current() {
+            return Ok(manager);
         }
         // One attempt per call: a request must not wait out a retry loop; the backoff above
         // spaces the attempts instead.
@@ -121,7 +126,7 @@ impl RedisLink {
             .set_min_delay(self.settings.min_backoff)
             .set_max_delay(self.settings.max_backoff);
         match self.client.get_connection_manager_with_config(config).await {
-            Ok(connected) => Ok(manager.insert(connected).clone()),
+            Ok(connected) => Ok(self.manager.lock().unwrap_or_else(PoisonError::into_inner).insert(connected).clone()),
             Err(err) => {
                 self.trip();
                 Err(err.into())
@@ -144,7 +149,7 @@ impl RedisLink {
             }
             Err(err) => {
                 if err.is_timeout() {
-                    self.manager.lock().await.take();
+                    self.manager.lock().unwrap_or_else(PoisonError::into_inner).take();
                 }
                 if err.is_timeout() || err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
                     self.trip();
@@ -152,6 +157,10 @@ impl RedisLink {
                 Err(err.into())
             }
         }
+    }
+
+    fn current(&self) -> Option<ConnectionManager> {
+        self.manager.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn trip(&self) {

@@ -9,13 +9,14 @@ use std::time::Duration;
 use obscura_server::adapters::clock::{ManualClock, SystemClock};
 use obscura_server::ports::clock::Clock as _;
 use obscura_server::Parts;
+use obscura_testkit::gateway::text;
 use obscura_testkit::proxy::{upstream_of, TcpProxy};
 use obscura_testkit::push::RecordingProvider;
 use obscura_testkit::server::{temp_data_dir, ProcessServer};
 use obscura_testkit::services::SharedBackends;
 use obscura_testkit::{eventually, GatewayClient, KeySet, TestServer, V1Client};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::STEP;
 
@@ -26,10 +27,6 @@ fn flags<'a>(backends: &'a SharedBackends, extra: &[(&'static str, &'a str)]) ->
     all.extend_from_slice(QUIET);
     all.extend_from_slice(extra);
     all
-}
-
-fn text(envelope: &obscura_proto::v1::Envelope) -> String {
-    String::from_utf8(envelope.message.clone().unwrap().content).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,14 +192,9 @@ async fn redis_outage(outage: RedisOutage) {
         RedisOutage::Down => proxy.cut(),
         RedisOutage::Silent => proxy.freeze(),
     }
-    let degraded = |server: &TestServer| {
-        let url = format!("{}/readyz", server.mgmt);
-        async move {
-            let response = reqwest::get(url).await.unwrap();
-            let status = response.status();
-            let body: Value = response.json().await.unwrap();
-            status == StatusCode::OK && body["pubsub"] == "error" && body["status"] == "degraded"
-        }
+    let degraded = async |server: &TestServer| {
+        let (status, body) = server.readiness().await;
+        status == StatusCode::OK && body["pubsub"] == "error" && body["status"] == "degraded"
     };
     assert!(eventually(STEP * 2, || degraded(&a)).await, "replica A names the component that is down");
     assert!(eventually(STEP * 2, || degraded(&b)).await, "replica B too, and stays in the load balancer");
@@ -211,13 +203,7 @@ async fn redis_outage(outage: RedisOutage) {
     assert_eq!(text(&envelope), "while redis is down");
 
     proxy.restore();
-    let healthy = |server: &TestServer| {
-        let url = format!("{}/readyz", server.mgmt);
-        async move {
-            let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-            body["status"] == "ok"
-        }
-    };
+    let healthy = async |server: &TestServer| server.readiness().await.1["status"] == "ok";
     assert!(eventually(STEP * 2, || healthy(&a)).await, "replica A recovers once Redis is back");
     assert!(eventually(STEP * 2, || healthy(&b)).await, "replica B too");
     assert_eq!(on_a.send(&alice.token, &bob.user_id, b"redis is back").await, StatusCode::CREATED);

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use obscura_testkit::gateway::text;
 use obscura_testkit::server::{temp_data_dir, ProcessServer};
 use obscura_testkit::{GatewayClient, V1Client};
 use reqwest::StatusCode;
@@ -34,12 +35,8 @@ async fn every_201_message_survives_kill_9() {
 
     let restarted = ProcessServer::spawn(binary, &dir, FLAGS).await;
     let mut gateway = GatewayClient::connect(&restarted.ws_base, &bob.token).await.unwrap();
-    let delivered: HashSet<String> = gateway
-        .envelopes(accepted.len(), STEP)
-        .await
-        .into_iter()
-        .map(|e| String::from_utf8(e.message.unwrap().content).unwrap())
-        .collect();
+    let delivered: HashSet<String> =
+        gateway.envelopes(accepted.len(), STEP).await.into_iter().map(|e| text(&e)).collect();
     assert_eq!(delivered, accepted);
     restarted.terminate().await;
 }

@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use obscura_proto::v1::web_socket_frame::Payload;
-use obscura_testkit::gateway::Next;
+use obscura_testkit::gateway::{text, Next};
 use obscura_testkit::v1::error_text;
 use obscura_testkit::{GatewayClient, TestServer, V1Client};
 use reqwest::StatusCode;
@@ -47,8 +47,7 @@ async fn a_thousand_message_backlog_arrives_in_order_in_pages() {
     }
     let mut gateway = GatewayClient::connect(&server.ws_base, &bob.token).await.unwrap();
     let envelopes = gateway.envelopes(1000, STEP).await;
-    let contents: Vec<String> =
-        envelopes.iter().map(|e| String::from_utf8(e.message.clone().unwrap().content).unwrap()).collect();
+    let contents: Vec<String> = envelopes.iter().map(text).collect();
     let expected: Vec<String> = (0..1000).map(|i| format!("m{i:04}")).collect();
     assert_eq!(contents, expected);
     let ids: HashSet<&str> = envelopes.iter().map(|e| e.id.as_str()).collect();
@@ -86,8 +85,8 @@ async fn live_messages_arrive_while_connected_without_gaps_or_repeats() {
         let order: Vec<usize> = got
             .iter()
             .filter_map(|e| {
-                let text = String::from_utf8(e.message.clone().unwrap().content).unwrap();
-                let (sender, i) = text.split_once('-').unwrap();
+                let body = text(e);
+                let (sender, i) = body.split_once('-').unwrap();
                 (sender == s.to_string()).then(|| i.parse().unwrap())
             })
             .collect();

@@ -6,16 +6,6 @@ use reqwest::StatusCode;
 
 use crate::STEP;
 
-async fn close_code(gateway: &mut GatewayClient) -> Option<(u16, String)> {
-    loop {
-        match gateway.next(STEP).await {
-            Next::Closed(frame) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
-            Next::Frame(_) | Next::Pong(_) => {}
-            Next::Timeout => return None,
-        }
-    }
-}
-
 #[tokio::test]
 async fn takeover_closes_every_open_session_of_that_user_only() {
     let server = TestServer::with_flags(&[("--pre-key-refill-threshold", "0")]).await;
@@ -27,7 +17,7 @@ async fn takeover_closes_every_open_session_of_that_user_only() {
     let takeover = KeySet::generate(5, 0..1).upload_json(true);
     assert_eq!(client.post_json("/v1/keys", Some(&alice.token), &takeover).await.status(), StatusCode::OK);
     for session in [&mut phone, &mut laptop] {
-        let (code, reason) = close_code(session).await.expect("a close frame with a code");
+        let (code, reason) = session.close_frame(STEP).await.expect("a close frame with a code");
         assert_eq!(code, 4001);
         assert!(reason.contains("taken over"));
     }
@@ -42,7 +32,7 @@ async fn shutdown_closes_sessions_with_1001() {
     let mut gateway = GatewayClient::connect(&server.ws_base, &alice.token).await.unwrap();
     assert!(gateway.ping(b"up", STEP).await);
     server.begin_shutdown();
-    assert_eq!(close_code(&mut gateway).await, Some((1001, "Server shutting down".to_owned())));
+    assert_eq!(gateway.close_frame(STEP).await, Some((1001, "Server shutting down".to_owned())));
     server.stop().await;
 }
 
@@ -59,7 +49,7 @@ async fn silent_peers_are_closed_after_the_idle_timeout() {
     let mut gateway = GatewayClient::connect(&server.ws_base, &alice.token).await.unwrap();
     // Not reading means not answering pings: to the server this peer is dead.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(close_code(&mut gateway).await, Some((1000, "Idle timeout".to_owned())));
+    assert_eq!(gateway.close_frame(STEP).await, Some((1000, "Idle timeout".to_owned())));
 }
 
 #[tokio::test]

@@ -8,11 +8,6 @@ use obscura_testkit::{eventually, TestServer, V1Client};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-async fn readiness(server: &TestServer) -> (StatusCode, Value) {
-    let response = reqwest::get(format!("{}/readyz", server.mgmt)).await.unwrap();
-    (response.status(), response.json().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_database_answers_503_and_recovers_by_itself() {
     let Some(schema) = PgSchema::create().await else { return };
@@ -29,7 +24,7 @@ async fn a_lost_database_answers_503_and_recovers_by_itself() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "a JSON error: {body}");
-    let (status, body) = readiness(&server).await;
+    let (status, body) = server.readiness().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!((body["database"].as_str(), body["storage"].as_str()), (Some("error"), Some("ok")), "{body}");
 
@@ -39,5 +34,5 @@ async fn a_lost_database_answers_503_and_recovers_by_itself() {
     })
     .await;
     assert!(recovered, "requests succeed again once the database is back");
-    assert_eq!(readiness(&server).await.0, StatusCode::OK);
+    assert_eq!(server.readiness().await.0, StatusCode::OK);
 }

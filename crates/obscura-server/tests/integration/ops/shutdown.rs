@@ -80,9 +80,8 @@ async fn a_broken_storage_component_degrades_readiness_without_failing_it() {
     let server = TestServer::start().await;
     std::fs::remove_dir_all(server.dir.path().join("attachments")).unwrap();
     std::fs::write(server.dir.path().join("attachments"), b"not a directory").unwrap();
-    let response = reqwest::get(format!("{}/readyz", server.mgmt)).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "messaging still works: stay in the load balancer");
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = server.readiness().await;
+    assert_eq!(status, StatusCode::OK, "messaging still works: stay in the load balancer");
     assert_eq!(body["storage"], "error");
     assert_eq!(body["database"], "ok");
     assert_eq!(body["status"], "degraded");
