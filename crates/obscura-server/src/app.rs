@@ -118,7 +118,7 @@ impl App {
             },
         )
         .await?;
-        let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(&settings.storage.blob_dir)?);
+        let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::open(&settings.storage.blobs)?);
         let adapters_stop = CancellationToken::new();
         let redis = settings.pubsub.clone().map(RedisLink::new).transpose()?.map(Arc::new);
         let notifier: Arc<dyn Notifier> = match &redis {

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod otlp;
 pub mod proxy;
 pub mod push;
+pub mod s3;
 pub mod server;
 pub mod services;
 pub mod v1;

@@ -59,8 +59,9 @@ pub struct TestServer {
     pub mgmt: String,
     /// The data directory (kept until the last handle is dropped).
     pub dir: Arc<tempfile::TempDir>,
-    /// The PostgreSQL schema and Redis namespace of a scale-out test server, dropped with it.
-    _backends: Option<SharedBackends>,
+    /// The PostgreSQL schema, Redis namespace and S3 bucket of a scale-out test server,
+    /// dropped with it.
+    backends: Option<SharedBackends>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), AppError>>>,
 }
@@ -120,9 +121,31 @@ impl TestServer {
             ws_base: format!("ws://{api}"),
             mgmt: format!("http://{mgmt}"),
             dir,
-            _backends: backends,
+            backends,
             stop: Some(stop),
             task: Some(task),
+        }
+    }
+
+    /// The file that holds the attachment object `key`, in whichever store this server uses.
+    #[must_use]
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        match &self.backends {
+            Some(backends) => backends.s3.object_path(crate::s3::BUCKET, key),
+            None => self.dir.path().join("attachments").join(key),
+        }
+    }
+
+    /// Makes the attachment store fail from now on: the S3 server stops, or the attachments
+    /// directory becomes a file.
+    pub fn break_blob_storage(&self) {
+        match &self.backends {
+            Some(backends) => backends.s3.stop(),
+            None => {
+                let dir = self.dir.path().join("attachments");
+                std::fs::remove_dir_all(&dir).unwrap();
+                std::fs::write(dir, b"not a directory").unwrap();
+            }
         }
     }
 

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use obscura_server::config::settings::PubSubSettings;
+
+use crate::s3::{self, S3Server};
 use sqlx::{Connection as _, Executor as _, PgConnection};
 
 /// A PostgreSQL URL (a role that may create schemas), e.g. `postgres://postgres@127.0.0.1:5432/postgres`.
@@ -13,7 +15,7 @@ pub const POSTGRES_URL_VAR: &str = "OBSCURA_TEST_POSTGRES_URL";
 pub const REDIS_URL_VAR: &str = "OBSCURA_TEST_REDIS_URL";
 /// `scale-out` runs every `TestServer` the way the scale-out mode runs: on a fresh PostgreSQL
 /// schema instead of SQLite, with Redis (on a fresh key prefix) instead of in-process pub/sub,
-/// push queue and rate limits. `.ci/run` runs the whole suite a second time this way.
+/// push queue and rate limits, and with attachments in an S3 bucket (in-process S3 server). `.ci/run` runs the whole suite a second time this way.
 pub const MODE_VAR: &str = "OBSCURA_TEST_MODE";
 
 /// The URL in `var`, or `None` after reporting the skip. Panics under `CI=true`.
@@ -112,34 +114,44 @@ pub fn redis_settings_at(url: &str, prefix: &str) -> PubSubSettings {
     }
 }
 
-/// One PostgreSQL schema and one Redis namespace for several replicas to share, or `None`
-/// (skipped) without both services.
+/// One PostgreSQL schema, one Redis namespace and one S3 bucket (on an S3 server of their
+/// own, in this process) for several replicas to share, or `None` (skipped) without
+/// PostgreSQL and Redis.
 pub struct SharedBackends {
     pub schema: PgSchema,
     pub redis_url: String,
     pub prefix: String,
+    pub s3: S3Server,
 }
 
 impl SharedBackends {
     pub async fn create() -> Option<Self> {
         let redis_url = service_url(REDIS_URL_VAR, "Redis")?;
         let schema = PgSchema::create().await?;
-        Some(Self { schema, redis_url, prefix: redis_prefix() })
+        Some(Self::with(schema, redis_url).await)
     }
 
     /// The backends of the scale-out test mode, which cannot run without them.
     pub async fn required() -> Self {
         let schema = PgSchema::create_in(&required_url(POSTGRES_URL_VAR)).await;
-        Self { schema, redis_url: required_url(REDIS_URL_VAR), prefix: redis_prefix() }
+        Self::with(schema, required_url(REDIS_URL_VAR)).await
+    }
+
+    async fn with(schema: PgSchema, redis_url: String) -> Self {
+        let s3 = S3Server::start().await;
+        s3.create_bucket(s3::BUCKET);
+        Self { schema, redis_url, prefix: redis_prefix(), s3 }
     }
 
     /// The flags that point a replica at these backends.
     #[must_use]
     pub fn flags(&self) -> Vec<(&'static str, &str)> {
-        vec![
+        let mut flags = vec![
             ("--db-url", self.schema.url.as_str()),
             ("--pubsub-url", self.redis_url.as_str()),
             ("--pubsub-key-prefix", self.prefix.as_str()),
-        ]
+        ];
+        flags.extend(self.s3.flags(s3::BUCKET));
+        flags
     }
 }

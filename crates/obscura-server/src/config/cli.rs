@@ -210,8 +210,16 @@ pub struct Cli {
     /// S3 secret access key
     #[arg(long, env = "OBSCURA_STORAGE_SECRET_KEY", hide_env_values = true)]
     pub storage_secret_key: Option<String>,
-    /// Use path-style bucket addressing (MinIO)
-    #[arg(long, env = "OBSCURA_STORAGE_FORCE_PATH_STYLE", default_value_t = false)]
+    /// Use path-style bucket addressing (MinIO); a bare flag means true
+    #[arg(
+        long,
+        env = "OBSCURA_STORAGE_FORCE_PATH_STYLE",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub storage_force_path_style: bool,
     /// Largest attachment in bytes
     #[arg(long, env = "OBSCURA_STORAGE_MAX_SIZE_BYTES", default_value_t = 52_428_800)]
@@ -269,5 +277,19 @@ mod tests {
         let cli = Cli::try_parse_from(["obscura-server", "--trusted-proxies", "10.0.0.0/8, ::1"]);
         let nets = cli.map(|c| c.trusted_proxies).unwrap_or_default();
         assert_eq!(nets.len(), 2);
+    }
+
+    #[test]
+    fn path_style_is_a_bare_flag_or_takes_a_value() {
+        let path_style = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("obscura-server").chain(args.iter().copied()))
+                .map(|c| c.storage_force_path_style)
+                .ok()
+        };
+        assert_eq!(path_style(&[]), Some(false));
+        assert_eq!(path_style(&["--storage-force-path-style"]), Some(true));
+        assert_eq!(path_style(&["--storage-force-path-style", "false"]), Some(false));
+        assert_eq!(path_style(&["--storage-force-path-style=true", "--server-port", "1"]), Some(true));
+        assert_eq!(path_style(&["--storage-force-path-style", "--server-port", "1"]), Some(true));
     }
 }

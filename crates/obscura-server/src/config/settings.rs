@@ -38,12 +38,49 @@ fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone)]
 pub struct StorageSettings {
     pub database_url: String,
-    pub blob_dir: PathBuf,
+    pub blobs: BlobSettings,
     pub db_max_connections: u32,
     pub db_min_connections: u32,
     pub db_acquire_timeout: Duration,
     pub db_idle_timeout: Duration,
     pub db_max_lifetime: Duration,
+}
+
+/// Where attachment bytes live.
+#[derive(Debug, Clone)]
+pub enum BlobSettings {
+    /// Files under a directory: the embedded mode.
+    Local(PathBuf),
+    /// An S3-compatible bucket: the scale-out mode (`--storage-endpoint`).
+    S3(S3Settings),
+}
+
+/// An S3-compatible bucket.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// Scheme and authority of the service, e.g. `https://s3.eu-west-1.amazonaws.com` or
+    /// `http://minio:9000`; the bucket goes into the host unless `path_style`.
+    pub endpoint: url::Url,
+    pub region: String,
+    pub bucket: String,
+    /// Static keys; `None` leaves credentials to the AWS default chain (environment,
+    /// web identity, container or instance metadata).
+    pub credentials: Option<S3Credentials>,
+    /// Bucket in the path (`endpoint/bucket/key`), as MinIO and most self-hosted servers need.
+    pub path_style: bool,
+}
+
+/// A static S3 key pair.
+#[derive(Clone)]
+pub struct S3Credentials {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials").field("access_key", &self.access_key).finish_non_exhaustive()
+    }
 }
 
 /// A rate: `per_period` requests every `period`, with bursts up to `burst`.
@@ -146,9 +183,6 @@ impl Settings {
             .server_host
             .parse()
             .map_err(|_| invalid("server-host", format!("'{}' is not an IP address", cli.server_host)))?;
-        if cli.storage_endpoint.is_some() {
-            return Err(invalid("storage-endpoint", "S3 storage is not available in this version; leave it unset"));
-        }
         let pubsub = pubsub_settings(cli)?;
         if !(0.0..=1.0).contains(&cli.trace_sampling_ratio) {
             return Err(invalid("trace-sampling-ratio", "must be between 0.0 and 1.0"));
@@ -179,7 +213,7 @@ impl Settings {
             shutdown_timeout: secs("shutdown-timeout-secs", cli.shutdown_timeout_secs)?,
             storage: StorageSettings {
                 database_url,
-                blob_dir: cli.data_dir.join("attachments"),
+                blobs: blob_settings(cli)?,
                 db_max_connections: at_least_one("db-max-connections", cli.db_max_connections)?,
                 db_min_connections: cli.db_min_connections.min(cli.db_max_connections),
                 db_acquire_timeout: secs("db-acquire-timeout-secs", cli.db_acquire_timeout_secs)?,
@@ -247,6 +281,55 @@ impl Settings {
             pubsub,
         })
     }
+}
+
+/// The bucket when `--storage-endpoint` is set, the data directory otherwise.
+fn blob_settings(cli: &Cli) -> Result<BlobSettings, ConfigError> {
+    let set = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let Some(endpoint) = set(&cli.storage_endpoint) else {
+        return Ok(BlobSettings::Local(cli.data_dir.join("attachments")));
+    };
+    let endpoint = url::Url::parse(&endpoint)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| invalid("storage-endpoint", "must be an http:// or https:// URL"))?;
+    if endpoint.path() != "/" || endpoint.query().is_some() {
+        return Err(invalid(
+            "storage-endpoint",
+            "give the service's scheme and host only; the bucket is --storage-bucket",
+        ));
+    }
+    if !valid_bucket_name(&cli.storage_bucket) {
+        return Err(invalid(
+            "storage-bucket",
+            "must be 3 to 63 lowercase letters, digits, dots or hyphens, starting and ending with a letter or digit",
+        ));
+    }
+    if cli.storage_region.trim().is_empty() {
+        return Err(invalid("storage-region", "must not be empty"));
+    }
+    let credentials = match (set(&cli.storage_access_key), set(&cli.storage_secret_key)) {
+        (Some(access_key), Some(secret_key)) => Some(S3Credentials { access_key, secret_key }),
+        (None, None) => None,
+        (Some(_), None) => return Err(invalid("storage-secret-key", "is required with --storage-access-key")),
+        (None, Some(_)) => return Err(invalid("storage-access-key", "is required with --storage-secret-key")),
+    };
+    Ok(BlobSettings::S3(S3Settings {
+        endpoint,
+        region: cli.storage_region.trim().to_owned(),
+        bucket: cli.storage_bucket.clone(),
+        credentials,
+        path_style: cli.storage_force_path_style,
+    }))
+}
+
+/// S3's bucket naming rules (the subset every S3-compatible server accepts).
+fn valid_bucket_name(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && edge(name.chars().next())
+        && edge(name.chars().last())
 }
 
 fn pubsub_settings(cli: &Cli) -> Result<Option<PubSubSettings>, ConfigError> {
@@ -410,6 +493,42 @@ mod tests {
         assert_eq!(err("redis://127.0.0.1:6379"), None);
         assert!(err("rediss://cache:6380").is_some_and(|e| e.starts_with("--pubsub-url: TLS")));
         assert_eq!(err("http://cache").as_deref(), Some("--pubsub-url: must be a redis:// URL"));
+    }
+
+    #[test]
+    fn a_storage_endpoint_selects_an_s3_bucket() {
+        let s3 = |extra: &[&str]| {
+            let mut args = vec!["--jwt-secret", "0123456789abcdef", "--storage-endpoint", "http://minio:9000"];
+            args.extend_from_slice(extra);
+            parse(&args).map(|s| s.storage.blobs).map_err(|e| e.to_string())
+        };
+        let keys = ["--storage-access-key", "ak", "--storage-secret-key", "sk", "--storage-force-path-style"];
+        match s3(&keys) {
+            Ok(BlobSettings::S3(s)) => {
+                assert_eq!(s.endpoint.as_str(), "http://minio:9000/");
+                assert_eq!(
+                    (s.bucket.as_str(), s.region.as_str(), s.path_style),
+                    ("obscura-attachments", "us-east-1", true)
+                );
+                assert_eq!(s.credentials.map(|c| c.secret_key).as_deref(), Some("sk"));
+            }
+            other => panic!("expected S3 settings, got {other:?}"),
+        }
+        assert!(matches!(s3(&[]), Ok(BlobSettings::S3(S3Settings { credentials: None, path_style: false, .. }))));
+        assert_eq!(
+            s3(&["--storage-access-key", "ak"]).err().as_deref(),
+            Some("--storage-secret-key: is required with --storage-access-key")
+        );
+        assert!(s3(&["--storage-bucket", "Bad_Bucket"]).is_err_and(|e| e.starts_with("--storage-bucket")));
+        let endpoint = |e: &str| {
+            parse(&["--jwt-secret", "0123456789abcdef", "--storage-endpoint", e]).err().map(|e| e.to_string())
+        };
+        assert!(endpoint("minio:9000").is_some_and(|e| e.starts_with("--storage-endpoint")));
+        assert!(endpoint("http://minio:9000/bucket").is_some_and(|e| e.starts_with("--storage-endpoint")));
+        assert!(matches!(
+            parse(&["--jwt-secret", "0123456789abcdef"]).map(|s| s.storage.blobs),
+            Ok(BlobSettings::Local(_))
+        ));
     }
 
     #[test]

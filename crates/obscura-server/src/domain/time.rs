@@ -15,6 +15,13 @@ impl UnixMillis {
         Self(self.0.saturating_add(ms))
     }
 
+    /// This instant moved back by `d`, saturating instead of overflowing.
+    #[must_use]
+    pub fn minus(self, d: Duration) -> Self {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(ms))
+    }
+
     /// Whole seconds since the epoch, rounded down (the unit of `expiresAt` fields).
     #[must_use]
     pub fn as_secs(self) -> i64 {

@@ -4,6 +4,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
+use crate::domain::time::UnixMillis;
+
 /// A byte stream coming from a client or going to one.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
@@ -27,6 +29,14 @@ pub struct BlobRead {
     pub body: ByteStream,
 }
 
+/// An object found by listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub key: String,
+    /// When the object was last written (for multipart uploads some stores give the start).
+    pub modified: UnixMillis,
+}
+
 /// Object storage: a local directory or an S3-compatible bucket.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
@@ -39,6 +49,10 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Deletes the object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
+
+    /// Up to `limit` objects whose keys sort after `after` (from the first when empty), in
+    /// key order: one page of a walk over everything stored.
+    async fn list_after(&self, after: &str, limit: usize) -> Result<Vec<BlobEntry>, BlobError>;
 
     /// Whether the store is reachable and usable.
     async fn check(&self) -> Result<(), BlobError>;

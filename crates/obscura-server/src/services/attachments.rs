@@ -1,7 +1,11 @@
 //! Encrypted attachments: streamed into the blob store under a size cap, recorded with an
 //! expiry, readable by any signed-in user who knows the (unguessable) id until then.
+//!
+//! The object is written before its record and removed before it, so the two agree unless a
+//! process dies in between; the leftovers are cleaned up: an object without a record by the
+//! orphan sweep, a record without an object when a download finds it missing.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing::instrument;
@@ -14,6 +18,10 @@ use crate::ports::clock::Clock;
 use crate::ports::store::{AttachmentRecord, AttachmentStore};
 use crate::telemetry::metrics as m;
 
+/// How old an object without a record must be before the orphan sweep removes it: far longer
+/// than any upload takes, so an upload whose record is about to be written is never touched.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(24 * 3600);
+
 /// Attachment use cases.
 pub struct Attachments {
     records: Arc<dyn AttachmentStore>,
@@ -21,6 +29,8 @@ pub struct Attachments {
     clock: Arc<dyn Clock>,
     ttl: Duration,
     max_bytes: u64,
+    /// Where the orphan sweep goes on: it walks the store a page per run.
+    orphan_cursor: Mutex<String>,
 }
 
 impl Attachments {
@@ -32,7 +42,7 @@ impl Attachments {
         ttl: Duration,
         max_bytes: u64,
     ) -> Self {
-        Self { records, blobs, clock, ttl, max_bytes }
+        Self { records, blobs, clock, ttl, max_bytes, orphan_cursor: Mutex::default() }
     }
 
     /// Stores an upload. The object is written first and the record after it, so a record
@@ -62,10 +72,49 @@ impl Attachments {
         Ok((id, record.expires_at))
     }
 
-    /// Opens a live attachment for download.
+    /// Opens a live attachment for download. A record whose object is gone is removed.
     pub async fn download(&self, id: AttachmentId) -> Result<BlobRead, ServiceError> {
         self.records.live_attachment(id, self.clock.now()).await?.ok_or(ServiceError::NotFound)?;
-        self.blobs.get(&id.to_string()).await?.ok_or(ServiceError::NotFound)
+        match self.blobs.get(&id.to_string()).await? {
+            Some(blob) => Ok(blob),
+            None => {
+                tracing::warn!(attachment = %id, "attachment record without an object; removing it");
+                self.records.delete_attachment(id).await?;
+                Err(ServiceError::NotFound)
+            }
+        }
+    }
+
+    /// Looks at the next `page` objects of the store and deletes those older than
+    /// [`ORPHAN_GRACE`] that no live record names (an upload whose process died before the
+    /// record was written). Keys that are not attachment ids are never touched. Returns how
+    /// many were deleted; successive calls walk the whole store and start over.
+    pub async fn purge_orphans(&self, page: usize) -> Result<u64, ServiceError> {
+        let after = self.orphan_cursor.lock().map(|cursor| cursor.clone()).unwrap_or_default();
+        let entries = self.blobs.list_after(&after, page).await?;
+        let now = self.clock.now();
+        let old_enough = now.minus(ORPHAN_GRACE);
+        let mut removed = 0;
+        for entry in &entries {
+            let Some(id) = entry.key.parse::<AttachmentId>().ok().filter(|id| id.to_string() == entry.key) else {
+                continue;
+            };
+            if entry.modified > old_enough || self.records.live_attachment(id, now).await?.is_some() {
+                continue;
+            }
+            self.blobs.delete(&entry.key).await?;
+            tracing::info!(attachment = %id, "deleted an attachment object without a record");
+            removed += 1;
+        }
+        let next = match entries.last() {
+            Some(last) if entries.len() >= page => last.key.clone(),
+            _ => String::new(),
+        };
+        if let Ok(mut cursor) = self.orphan_cursor.lock() {
+            *cursor = next;
+        }
+        metrics::counter!(m::ATTACHMENT_ORPHANS_DELETED).increment(removed);
+        Ok(removed)
     }
 
     /// Deletes up to `batch` expired attachments: object first, then record, so that a failed

@@ -51,7 +51,11 @@ pub async fn expire_refresh_tokens(accounts: &Arc<dyn AccountStore>, clock: &Arc
     .await;
 }
 
-/// Deletes expired attachments until a batch comes back short. A batch in which nothing could
+/// Objects the orphan sweep lists per run, as a multiple of the expiry batch size.
+const ORPHAN_LISTING_MULTIPLE: usize = 10;
+
+/// Deletes expired attachments until a batch comes back short, then sweeps the next page of
+/// the blob store for objects left without a record. A batch in which nothing could
 /// be deleted ends the run, so a failing store is retried next run instead of spinning.
 pub async fn expire_attachments(attachments: &Attachments, batch: u32) {
     loop {
@@ -63,5 +67,9 @@ pub async fn expire_attachments(attachments: &Attachments, batch: u32) {
                 break;
             }
         }
+    }
+    let page = usize::try_from(batch).unwrap_or(usize::MAX).saturating_mul(ORPHAN_LISTING_MULTIPLE);
+    if let Err(err) = attachments.purge_orphans(page).await {
+        tracing::warn!(error = %err, "attachment orphan sweep failed");
     }
 }

@@ -1,5 +1,6 @@
-//! Several replicas sharing one PostgreSQL and one Redis: what one replica does is seen by
-//! sessions, workers and limits on the others, and losing a replica or Redis loses nothing.
+//! Several replicas sharing one PostgreSQL, one Redis and one S3 bucket: what one replica does
+//! is seen by sessions, workers, limits and downloads on the others, and losing a replica or
+//! Redis loses nothing.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -41,6 +42,22 @@ async fn a_message_sent_on_one_replica_reaches_a_socket_on_another() {
     assert_eq!(on_a.send(&alice.token, &bob.user_id, b"across replicas").await, StatusCode::CREATED);
     let envelope = gateway.envelope(STEP).await.expect("delivered live through Redis");
     assert_eq!(text(&envelope), "across replicas");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_uploaded_through_one_replica_downloads_from_another() {
+    let Some(backends) = SharedBackends::create().await else { return };
+    let (a, b) =
+        (TestServer::with_flags(&flags(&backends, &[])).await, TestServer::with_flags(&flags(&backends, &[])).await);
+    let (on_a, on_b) = (V1Client::new(&a.base), V1Client::new(&b.base));
+    let (alice, bob) = (on_a.register(0).await, on_b.register(0).await);
+    let bytes: Vec<u8> = (0..6 * 1024 * 1024).map(|i: u32| (i % 253) as u8).collect();
+    let upload = on_a.upload(&alice.token, bytes.clone()).await;
+    assert_eq!(upload.status(), StatusCode::CREATED);
+    let id = upload.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let download = on_b.get(&format!("/v1/attachments/{id}"), &bob.token).await;
+    assert_eq!(download.status(), StatusCode::OK);
+    assert!(download.bytes().await.unwrap() == bytes, "the same bytes, from the shared bucket");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

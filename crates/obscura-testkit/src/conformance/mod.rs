@@ -1,6 +1,7 @@
 //! Contract tests every adapter of a port must pass. Each check takes a fresh instance; the
 //! server's tests instantiate them once per adapter.
 
+pub mod blob_store;
 pub mod notifier;
 pub mod push_queue;
 pub mod store;

@@ -78,8 +78,7 @@ async fn sigterm_closes_sessions_with_1001_and_exits_cleanly() {
 #[tokio::test]
 async fn a_broken_storage_component_degrades_readiness_without_failing_it() {
     let server = TestServer::start().await;
-    std::fs::remove_dir_all(server.dir.path().join("attachments")).unwrap();
-    std::fs::write(server.dir.path().join("attachments"), b"not a directory").unwrap();
+    server.break_blob_storage();
     let (status, body) = server.readiness().await;
     assert_eq!(status, StatusCode::OK, "messaging still works: stay in the load balancer");
     assert_eq!(body["storage"], "error");

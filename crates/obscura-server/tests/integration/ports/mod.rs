@@ -1,5 +1,6 @@
 //! Conformance of every adapter to its port.
 
+mod blob_stores;
 mod memory_push_queue;
 mod notifiers;
 mod postgres_store;

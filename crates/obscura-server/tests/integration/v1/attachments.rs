@@ -53,7 +53,7 @@ async fn attachments_are_stored_under_their_id_until_they_expire() {
     let response = client.upload(&alice.token, vec![7u8; 10]).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let file = server.dir.path().join("attachments").join(&id);
+    let file = server.object_path(&id);
     assert!(file.exists(), "object stored under its id");
     // Deletion at expiry is tested with a manual clock in v1/expiry.rs.
     assert_eq!(client.get(&format!("/v1/attachments/{id}"), &alice.token).await.status(), StatusCode::OK);

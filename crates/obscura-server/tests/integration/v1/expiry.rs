@@ -36,7 +36,7 @@ async fn messages_attachments_and_refresh_tokens_expire() {
     assert_eq!(client.send(&alice.token, &bob.user_id, b"ephemeral").await, StatusCode::CREATED);
     let upload = client.upload(&alice.token, vec![1u8; 64]).await;
     let id = upload.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let object = server.dir.path().join("attachments").join(&id);
+    let object = server.object_path(&id);
     assert!(object.exists());
 
     clock.advance(TWO_DAYS);
@@ -52,4 +52,38 @@ async fn messages_attachments_and_refresh_tokens_expire() {
     let mut gateway = GatewayClient::connect(&server.ws_base, &bob_token).await.unwrap();
     assert!(gateway.envelope(Duration::from_millis(500)).await.is_none(), "expired messages are not delivered");
     assert!(eventually(STEP, || async { !object.exists() }).await, "the expiry worker deleted the object");
+}
+
+/// What a crash between object and record leaves behind is cleaned up: an object without a
+/// record once it is a day old, a record without an object when a download finds it missing.
+#[tokio::test]
+async fn objects_and_records_left_without_each_other_are_cleaned_up() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let flags = [("--storage-cleanup-interval-secs", "1"), ("--pre-key-refill-threshold", "0")];
+    let server = TestServer::with_clock(&flags, Arc::clone(&clock)).await;
+    let client = V1Client::new(&server.base);
+    let alice = client.register(0).await;
+    let upload = |bytes: Vec<u8>| async {
+        let response = client.upload(&alice.token, bytes).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    };
+    let kept = upload(vec![1u8; 32]).await;
+    let recordless = server.object_path(&uuid::Uuid::new_v4().to_string());
+    std::fs::write(&recordless, b"left by a crash").unwrap();
+    let foreign = server.object_path("not-an-attachment");
+    std::fs::write(&foreign, b"someone else's").unwrap();
+
+    let objectless = upload(vec![2u8; 32]).await;
+    std::fs::remove_file(server.object_path(&objectless)).unwrap();
+    let missing = client.get(&format!("/v1/attachments/{objectless}"), &alice.token).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND, "a missing object is a 404, not a 500");
+
+    assert!(recordless.exists(), "too young to be an orphan: its upload may still be finishing");
+    clock.advance(Duration::from_secs(25 * 3600));
+    assert!(eventually(STEP, || async { !recordless.exists() }).await, "the sweep deleted the orphan");
+    assert!(foreign.exists(), "objects that are not attachments are never touched");
+    assert!(server.object_path(&kept).exists(), "an object with a live record stays");
+    let alice_token = login(&client, &alice.username).await;
+    assert_eq!(client.get(&format!("/v1/attachments/{kept}"), &alice_token).await.status(), StatusCode::OK);
 }

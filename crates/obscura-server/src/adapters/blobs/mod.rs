@@ -1,10 +1,15 @@
-//! Blob store over the `object_store` crate: a local directory in the embedded mode.
+//! Blob store over the `object_store` crate: a local directory in the embedded mode, an
+//! S3-compatible bucket in the scale-out mode.
 //!
 //! Uploads go through a multipart upload, so the body is streamed to storage without being
 //! held in memory, and the upload is aborted (leaving nothing) when the size cap is passed or
 //! the client's stream fails.
 
+mod s3;
+
+use std::collections::BinaryHeap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -12,7 +17,9 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload, WriteMultipart};
 
-use crate::ports::blobs::{BlobError, BlobRead, BlobStore, ByteStream};
+use crate::config::settings::BlobSettings;
+use crate::domain::time::UnixMillis;
+use crate::ports::blobs::{BlobEntry, BlobError, BlobRead, BlobStore, ByteStream};
 
 /// Object written and deleted by the readiness check (not a UUID, so never an attachment).
 const READINESS_PROBE: &str = "readiness-probe";
@@ -23,18 +30,34 @@ const MAX_PARTS_IN_FLIGHT: usize = 2;
 /// Part size of multipart uploads (S3's minimum for all but the last part is 5 MiB).
 const PART_SIZE: usize = 5 * 1024 * 1024;
 
+/// Longest wait for a download to start (its body then streams at the client's pace).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Objects in any `object_store` backend.
 #[derive(Debug, Clone)]
 pub struct ObjectBlobStore {
+    /// Writes, deletes, listings and probes.
     store: Arc<dyn ObjectStore>,
+    /// Downloads: the same backend, without a deadline on the whole response (see `s3`).
+    reader: Arc<dyn ObjectStore>,
+    /// Whether listings come back in key order (S3's do; a directory walk's do not).
+    ordered_listing: bool,
 }
 
 impl ObjectBlobStore {
+    /// The store the settings describe.
+    pub fn open(settings: &BlobSettings) -> Result<Self, BlobError> {
+        match settings {
+            BlobSettings::Local(dir) => Self::local(dir),
+            BlobSettings::S3(bucket) => s3::open(bucket),
+        }
+    }
+
     /// Objects as files under `dir` (created if missing).
     pub fn local(dir: &std::path::Path) -> Result<Self, BlobError> {
         std::fs::create_dir_all(dir).map_err(|e| BlobError::Backend(e.to_string()))?;
-        let fs = LocalFileSystem::new_with_prefix(dir).map_err(backend)?;
-        Ok(Self { store: Arc::new(fs) })
+        let fs: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir).map_err(backend)?);
+        Ok(Self { store: Arc::clone(&fs), reader: fs, ordered_listing: false })
     }
 }
 
@@ -77,7 +100,10 @@ impl BlobStore for ObjectBlobStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<BlobRead>, BlobError> {
-        match self.store.get(&Path::from(key)).await {
+        let opened = tokio::time::timeout(OPEN_TIMEOUT, self.reader.get(&Path::from(key)))
+            .await
+            .map_err(|_| BlobError::Backend(format!("no answer within {OPEN_TIMEOUT:?}")))?;
+        match opened {
             Ok(result) => {
                 let size = result.meta.size;
                 let body = result.into_stream().map_err(std::io::Error::other).boxed();
@@ -95,10 +121,40 @@ impl BlobStore for ObjectBlobStore {
         }
     }
 
+    async fn list_after(&self, after: &str, limit: usize) -> Result<Vec<BlobEntry>, BlobError> {
+        let mut listing = if after.is_empty() {
+            self.store.list(None)
+        } else {
+            self.store.list_with_offset(None, &Path::from(after))
+        };
+        // The `limit` smallest keys seen so far (a max-heap, so the largest is evicted first).
+        let mut smallest = BinaryHeap::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(backend)?;
+            smallest.push((meta.location.to_string(), meta.last_modified.timestamp_millis()));
+            if smallest.len() > limit {
+                smallest.pop();
+                if self.ordered_listing {
+                    // Everything after this sorts later still.
+                    break;
+                }
+            }
+        }
+        Ok(smallest
+            .into_sorted_vec()
+            .into_iter()
+            .map(|(key, modified)| BlobEntry { key, modified: UnixMillis(modified) })
+            .collect())
+    }
+
     async fn check(&self) -> Result<(), BlobError> {
         // Uploads need a writable location: prove it with a tiny object, then remove it.
+        // Replicas sharing a bucket may remove each other's probe, which is harmless.
         let probe = Path::from(READINESS_PROBE);
         self.store.put(&probe, PutPayload::from_static(b"ok")).await.map_err(backend)?;
-        self.store.delete(&probe).await.map_err(backend)
+        match self.store.delete(&probe).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(backend(err)),
+        }
     }
 }
