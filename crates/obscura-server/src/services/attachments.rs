@@ -3,7 +3,7 @@
 //!
 //! The object is written before its record and removed before it, so the two agree unless a
 //! process dies in between; the leftovers are cleaned up: an object without a record by the
-//! orphan sweep, a record without an object when a download finds it missing.
+//! orphan sweep, a record without an object at its expiry (deleting a missing object succeeds).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,17 +72,16 @@ impl Attachments {
         Ok((id, record.expires_at))
     }
 
-    /// Opens a live attachment for download. A record whose object is gone is removed.
+    /// Opens a live attachment for download. A record whose object is gone answers not found
+    /// and stays until it expires: the object may only be missing from this replica's view
+    /// (replicas that wrongly keep attachments in local directories), so it is not deleted here.
     pub async fn download(&self, id: AttachmentId) -> Result<BlobRead, ServiceError> {
         self.records.live_attachment(id, self.clock.now()).await?.ok_or(ServiceError::NotFound)?;
-        match self.blobs.get(&id.to_string()).await? {
-            Some(blob) => Ok(blob),
-            None => {
-                tracing::warn!(attachment = %id, "attachment record without an object; removing it");
-                self.records.delete_attachment(id).await?;
-                Err(ServiceError::NotFound)
-            }
+        let blob = self.blobs.get(&id.to_string()).await?;
+        if blob.is_none() {
+            tracing::warn!(attachment = %id, "attachment record without an object");
         }
+        blob.ok_or(ServiceError::NotFound)
     }
 
     /// Looks at the next `page` objects of the store and deletes those older than

@@ -55,7 +55,8 @@ async fn messages_attachments_and_refresh_tokens_expire() {
 }
 
 /// What a crash between object and record leaves behind is cleaned up: an object without a
-/// record once it is a day old, a record without an object when a download finds it missing.
+/// record once it is a day old; a record without an object answers 404 until it expires (the
+/// expiry test shows expired records go whatever their object).
 #[tokio::test]
 async fn objects_and_records_left_without_each_other_are_cleaned_up() {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
