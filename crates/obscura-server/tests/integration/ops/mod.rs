@@ -1,4 +1,5 @@
 mod cli;
+mod deployment;
 mod docs;
 mod mgmt;
 mod outages;
