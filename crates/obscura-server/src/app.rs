@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use axum::serve::Listener as _;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -42,7 +43,9 @@ use crate::services::prekeys::PreKeys;
 use crate::services::push::PushTokens;
 use crate::services::push_dispatch::{PushDispatch, PushTiming};
 use crate::services::tokens::Tokens;
+use crate::transport::listener::{ApiListener, PeerAddr};
 use crate::transport::rate_limit::{IpTier, Limiter};
+use crate::transport::tls::{self, ReloadableCert, TlsError};
 use crate::transport::{api_router, mgmt::mgmt_router, AppState, RateLimits};
 use crate::workers::{self, expiry};
 
@@ -61,13 +64,17 @@ pub enum AppError {
     Startup(#[from] crate::services::ServiceError),
     #[error("pub/sub: {0}")]
     PubSub(#[from] LinkError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A built server, listening but not yet serving.
 pub struct App {
     settings: Settings,
-    api: TcpListener,
+    api: ApiListener,
     mgmt: TcpListener,
+    /// The API port's certificate when it serves TLS.
+    tls: Option<Arc<ReloadableCert>>,
     state: AppState,
     store: Arc<dyn Store>,
     attachments: Arc<Attachments>,
@@ -106,6 +113,8 @@ impl App {
 
     /// `build` with some parts supplied by the caller (tests: a manual clock, a push provider).
     pub async fn build_with(settings: Settings, parts: Parts) -> Result<Self, AppError> {
+        // Before anything else: a certificate that cannot be used should fail fast.
+        let tls = settings.tls.clone().map(ReloadableCert::load).transpose()?;
         let clock = parts.clock;
         let store = store::open(
             &settings.storage.database_url,
@@ -216,11 +225,16 @@ impl App {
             sessions: TaskTracker::new(),
         };
         let api = bind(settings.api_addr).await?;
+        let api = match &tls {
+            Some(cert) => ApiListener::tls(api, cert.server_config()?)?,
+            None => ApiListener::plain(api)?,
+        };
         let mgmt = bind(settings.mgmt_addr).await?;
         Ok(Self {
             settings,
             api,
             mgmt,
+            tls,
             state,
             store,
             attachments,
@@ -286,7 +300,13 @@ impl App {
         let workers = self.spawn_workers(&workers_cancel);
         let state = self.state.clone();
         let stop_api = state.shutdown.clone();
-        let api = axum::serve(self.api, api_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+        #[cfg(unix)]
+        if let Some(cert) = &self.tls {
+            if let Err(err) = tls::reload_on_sighup(Arc::clone(cert), workers_cancel.clone()) {
+                tracing::warn!(error = %err, "cannot watch SIGHUP; the TLS certificate will not be reloaded");
+            }
+        }
+        let api = axum::serve(self.api, api_router(state.clone()).into_make_service_with_connect_info::<PeerAddr>())
             .with_graceful_shutdown(async move { stop_api.cancelled().await });
         let stop_mgmt = CancellationToken::new();
         let mgmt_stopped = stop_mgmt.clone();

@@ -1,5 +1,6 @@
 //! A gateway WebSocket client for tests: decodes frames, sends acknowledgements.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -39,6 +40,20 @@ impl GatewayClient {
     pub async fn connect(ws_base: &str, token: &str) -> Result<Self, Box<tokio_tungstenite::tungstenite::Error>> {
         let (socket, _) =
             tokio_tungstenite::connect_async(format!("{ws_base}/v1/gateway?token={token}")).await.map_err(Box::new)?;
+        Ok(Self { socket })
+    }
+
+    /// Connects over TLS, trusting only what `tls` trusts.
+    pub async fn connect_tls(
+        wss_base: &str,
+        token: &str,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, Box<tokio_tungstenite::tungstenite::Error>> {
+        let url = format!("{wss_base}/v1/gateway?token={token}");
+        let connector = tokio_tungstenite::Connector::Rustls(tls);
+        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector))
+            .await
+            .map_err(Box::new)?;
         Ok(Self { socket })
     }
 

@@ -14,6 +14,7 @@ pub mod push;
 pub mod s3;
 pub mod server;
 pub mod services;
+pub mod tls;
 pub mod v1;
 pub mod wait;
 

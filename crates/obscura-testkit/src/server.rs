@@ -41,6 +41,15 @@ fn default_flags(dir: &Path) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// The URL schemes of the API port: `https`/`wss` when the flags configure TLS.
+fn schemes(flags: &[(&str, &str)]) -> (&'static str, &'static str) {
+    if flags.iter().any(|(flag, _)| *flag == "--tls-cert-file") {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    }
+}
+
 fn argv(dir: &Path, flags: &[(&str, &str)]) -> Vec<String> {
     let mut all = default_flags(dir);
     for (flag, value) in flags {
@@ -116,9 +125,10 @@ impl TestServer {
         let task = tokio::spawn(app.run(async move {
             let _ = stopped.await;
         }));
+        let (http, ws) = schemes(&flags);
         Self {
-            base: format!("http://{api}"),
-            ws_base: format!("ws://{api}"),
+            base: format!("{http}://{api}"),
+            ws_base: format!("{ws}://{api}"),
             mgmt: format!("http://{mgmt}"),
             dir,
             backends,
@@ -234,9 +244,10 @@ impl ProcessServer {
                 kept.lock().unwrap().push(line);
             }
         });
+        let (http, ws) = schemes(flags);
         Self {
-            base: format!("http://{api}"),
-            ws_base: format!("ws://{api}"),
+            base: format!("{http}://{api}"),
+            ws_base: format!("{ws}://{api}"),
             mgmt: format!("http://{mgmt}"),
             child,
             output,
@@ -253,6 +264,13 @@ impl ProcessServer {
     #[must_use]
     pub fn output_handle(&self) -> Arc<std::sync::Mutex<Vec<String>>> {
         Arc::clone(&self.output)
+    }
+
+    /// SIGHUP (reload the TLS certificate).
+    pub fn hang_up(&self) {
+        let pid = self.child.id().expect("server still running");
+        let sent = std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status().expect("run kill");
+        assert!(sent.success(), "SIGHUP delivered");
     }
 
     /// SIGKILL: no shutdown code runs.

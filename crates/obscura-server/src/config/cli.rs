@@ -52,6 +52,12 @@ pub struct Cli {
     /// Port of the management endpoints (health, metrics)
     #[arg(long, env = "OBSCURA_SERVER_MGMT_PORT", default_value_t = 9090)]
     pub mgmt_port: u16,
+    /// PEM certificate chain: serve HTTPS and WSS on the API port (reloaded on SIGHUP) [default: plain HTTP]
+    #[arg(long, env = "OBSCURA_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, env = "OBSCURA_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
     /// Seconds to drain connections and background work on shutdown
     #[arg(long, env = "OBSCURA_SERVER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 5)]
     pub shutdown_timeout_secs: u64,

@@ -15,6 +15,7 @@ use crate::adapters::store::Backend;
 use crate::domain::time::days;
 use crate::telemetry::logging::LogFormat;
 use crate::telemetry::OtlpSettings;
+pub use crate::transport::tls::TlsSettings;
 
 /// The placeholder secret of the reference release; refusing it keeps it out of production.
 pub const FORBIDDEN_JWT_SECRET: &str = "change_me_in_production";
@@ -142,6 +143,8 @@ pub struct Settings {
     pub push: PushSettings,
     /// Redis when set; in-process pub/sub, push queue and rate limits otherwise.
     pub pubsub: Option<PubSubSettings>,
+    /// HTTPS and WSS on the API port when set.
+    pub tls: Option<TlsSettings>,
 }
 
 /// The shared Redis/Valkey of the scale-out mode.
@@ -279,7 +282,20 @@ impl Settings {
                 lease: secs("visibility-timeout-secs", cli.visibility_timeout_secs)?,
             },
             pubsub,
+            tls: tls_settings(cli)?,
         })
+    }
+}
+
+/// Both TLS files or neither (their contents are checked when the server starts).
+fn tls_settings(cli: &Cli) -> Result<Option<TlsSettings>, ConfigError> {
+    match (&cli.tls_cert_file, &cli.tls_key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            Ok(Some(TlsSettings { cert_file: cert_file.clone(), key_file: key_file.clone() }))
+        }
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(invalid("tls-key-file", "is required with --tls-cert-file")),
+        (None, Some(_)) => Err(invalid("tls-cert-file", "is required with --tls-key-file")),
     }
 }
 
@@ -529,6 +545,26 @@ mod tests {
             parse(&["--jwt-secret", "0123456789abcdef"]).map(|s| s.storage.blobs),
             Ok(BlobSettings::Local(_))
         ));
+    }
+
+    #[test]
+    fn tls_takes_both_files_or_neither() {
+        let tls = |args: &[&str]| {
+            let mut all = vec!["--jwt-secret", "0123456789abcdef"];
+            all.extend_from_slice(args);
+            parse(&all).map(|s| s.tls.map(|t| (t.cert_file, t.key_file))).map_err(|e| e.to_string())
+        };
+        assert!(matches!(tls(&[]), Ok(None)));
+        let both = tls(&["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"]);
+        assert_eq!(both.ok().flatten(), Some((PathBuf::from("c.pem"), PathBuf::from("k.pem"))));
+        assert_eq!(
+            tls(&["--tls-cert-file", "c.pem"]).err().as_deref(),
+            Some("--tls-key-file: is required with --tls-cert-file")
+        );
+        assert_eq!(
+            tls(&["--tls-key-file", "k.pem"]).err().as_deref(),
+            Some("--tls-cert-file: is required with --tls-key-file")
+        );
     }
 
     #[test]

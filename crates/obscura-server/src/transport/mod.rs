@@ -4,8 +4,10 @@
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod listener;
 pub mod mgmt;
 pub mod rate_limit;
+pub mod tls;
 pub mod v1;
 
 use std::sync::atomic::AtomicBool;

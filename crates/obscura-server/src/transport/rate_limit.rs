@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::hash::Hash;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use ipnet::IpNet;
 use tokio::time::Instant;
 
 use super::error::ApiError;
+use super::listener::PeerAddr;
 use crate::config::settings::Rate;
 use crate::domain::ids::UserId;
 use crate::ports::rate_limit::SharedRateLimiter;
@@ -138,8 +139,8 @@ pub struct IpTier {
 pub async fn limit_by_ip(State(tier): State<IpTier>, mut request: Request, next: Next) -> Response {
     let peer = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
+        .get::<ConnectInfo<PeerAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(PeerAddr(addr))| addr.ip());
     let ip = client_ip(peer, request.headers(), &tier.trusted);
     if let Err(wait) = tier.limiter.check(ip).await {
         tracing::info!(tier = tier.limiter.name, "rate limited");

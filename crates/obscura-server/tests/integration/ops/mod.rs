@@ -7,3 +7,4 @@ mod rate_limits;
 mod request_ids;
 mod shutdown;
 mod telemetry;
+mod tls;
