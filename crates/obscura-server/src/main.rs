@@ -1,14 +1,21 @@
 //! `obscura-server`: parse configuration, start telemetry, build the app, serve until SIGINT
-//! or SIGTERM, flush telemetry.
+//! or SIGTERM, flush telemetry. Or run a maintenance command (`backup`) and exit.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use obscura_server::adapters::store::{sqlite::backup::backup_into, Backend};
+use obscura_server::config::cli::Command;
+use obscura_server::config::settings::database_url;
 use obscura_server::{telemetry, App, Cli, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Backup { output }) = &cli.command {
+        return backup(&cli, output).await;
+    }
     let settings = match Settings::from_cli(&cli) {
         Ok(settings) => settings,
         Err(err) => {
@@ -70,5 +77,30 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+/// `obscura-server backup --output <file>`: an online copy of the embedded database.
+async fn backup(cli: &Cli, output: &Path) -> ExitCode {
+    let url = match database_url(cli) {
+        Ok(url) => url,
+        Err(err) => {
+            eprintln!("obscura-server: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if Backend::of(&url) != Some(Backend::Sqlite) {
+        eprintln!("obscura-server: backup copies the embedded SQLite database; back up PostgreSQL with pg_dump (docs/operations.md)");
+        return ExitCode::from(2);
+    }
+    match backup_into(&url, output).await {
+        Ok(size) => {
+            println!("backed up {url} to {} ({size} bytes)", output.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("obscura-server: backup failed: {err}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -55,6 +55,12 @@ pub struct PgSchema {
 }
 
 impl PgSchema {
+    /// The URL of the PostgreSQL server the schema lives in (a role that may create databases).
+    #[must_use]
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
     /// A new empty schema, or `None` (skipped) without PostgreSQL.
     pub async fn create() -> Option<Self> {
         let admin_url = service_url(POSTGRES_URL_VAR, "PostgreSQL")?;
@@ -67,25 +73,99 @@ impl PgSchema {
         let mut conn = PgConnection::connect(admin_url).await.expect("connect to the test PostgreSQL");
         conn.execute(format!("CREATE SCHEMA {name}").as_str()).await.expect("create a test schema");
         let _ = conn.close().await;
-        let separator = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
+        let url = with_search_path(admin_url, &name);
+        Self { admin_url: admin_url.to_owned(), name, url }
+    }
+
+    /// The schema's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// `url` with `schema` as the connection's search path.
+#[must_use]
+pub fn with_search_path(url: &str, schema: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20search_path%3D{schema}")
+}
+
+/// A database of its own in the test PostgreSQL (where `PgSchema` is not enough, e.g. to
+/// restore a dump), dropped when this is dropped.
+#[derive(Debug)]
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    /// The URL of the new database.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// A new empty database next to the one `admin_url` names.
+    pub async fn create_in(admin_url: &str) -> Self {
+        let name = format!("d_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(admin_url).await.expect("connect to the test PostgreSQL");
+        conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create a test database");
+        let _ = conn.close().await;
+        let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
+        let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+        let url = match query {
+            Some(query) => format!("{server}/{name}?{query}"),
+            None => format!("{server}/{name}"),
+        };
         Self { admin_url: admin_url.to_owned(), name, url }
     }
 }
 
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        run_admin(self.admin_url.clone(), drop);
+    }
+}
+
+/// Runs one statement on a connection of its own; for drops, which may run inside a runtime
+/// that is shutting down, so it uses a thread with its own.
+fn run_admin(url: String, statement: String) {
+    let ran = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        runtime.block_on(async {
+            let mut conn = PgConnection::connect(&url).await.ok()?;
+            conn.execute(statement.as_str()).await.ok()?;
+            conn.close().await.ok()
+        })
+    });
+    let _ = ran.join();
+}
+
+/// A PostgreSQL client program (`pg_dump`, `pg_restore`) from `PATH` or the newest
+/// `/usr/lib/postgresql/*/bin`, or `None` (skipped) without one; a failure under `CI=true`.
+#[must_use]
+pub fn postgres_tool(name: &str) -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file());
+    let packaged = || {
+        let mut dirs: Vec<_> =
+            std::fs::read_dir("/usr/lib/postgresql").ok()?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        dirs.sort_by_key(|dir| dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()));
+        dirs.into_iter().rev().map(|dir| dir.join("bin").join(name)).find(|candidate| candidate.is_file())
+    };
+    if let Some(found) = on_path.or_else(packaged) {
+        return Some(found);
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{test} needs {name} (CI=true forbids skipping)");
+    eprintln!("SKIPPED {test}: needs {name} on PATH or in /usr/lib/postgresql/*/bin");
+    None
+}
+
 impl Drop for PgSchema {
     fn drop(&mut self) {
-        let (url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop may run inside a runtime that is shutting down: use a thread with its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            runtime.block_on(async {
-                let mut conn = PgConnection::connect(&url).await.ok()?;
-                conn.execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str()).await.ok()?;
-                conn.close().await.ok()
-            })
-        });
-        let _ = dropped.join();
+        run_admin(self.admin_url.clone(), format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
     }
 }
 

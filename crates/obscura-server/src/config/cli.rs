@@ -9,6 +9,18 @@ use ipnet::IpNet;
 
 use crate::telemetry::logging::LogFormat;
 
+/// Maintenance commands; without one the binary serves.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Write a consistent copy of the embedded SQLite database, safe while the server runs
+    /// (PostgreSQL: use pg_dump)
+    Backup {
+        /// File to create; it must not exist yet
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
 /// The default trusted-proxy list of the reference release.
 pub const DEFAULT_TRUSTED_PROXIES: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.1/32";
 
@@ -16,16 +28,20 @@ pub const DEFAULT_TRUSTED_PROXIES: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/
 #[derive(Debug, Clone, Parser)]
 #[command(name = "obscura-server", version, about, long_about = None)]
 pub struct Cli {
+    /// Run a maintenance command instead of the server
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Days before messages and attachments are deleted
     #[arg(long, env = "OBSCURA_TTL_DAYS", default_value_t = 30)]
     pub ttl_days: u64,
 
     /// Directory for the embedded database, attachments and generated secrets
-    #[arg(long, env = "OBSCURA_DATA_DIR", default_value = "./obscura-data")]
+    #[arg(long, env = "OBSCURA_DATA_DIR", default_value = "./obscura-data", global = true)]
     pub data_dir: PathBuf,
 
     /// Database URL [default: sqlite in --data-dir]
-    #[arg(long = "db-url", visible_alias = "database-url", env = "OBSCURA_DATABASE_URL")]
+    #[arg(long = "db-url", visible_alias = "database-url", env = "OBSCURA_DATABASE_URL", global = true)]
     pub db_url: Option<String>,
     /// Most connections in the database pool
     #[arg(long, env = "OBSCURA_DATABASE_MAX_CONNECTIONS", default_value_t = 20)]

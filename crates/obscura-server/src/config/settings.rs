@@ -190,14 +190,7 @@ impl Settings {
         if !(0.0..=1.0).contains(&cli.trace_sampling_ratio) {
             return Err(invalid("trace-sampling-ratio", "must be between 0.0 and 1.0"));
         }
-        let database_url = match &cli.db_url {
-            None => format!("sqlite://{}", cli.data_dir.join("obscura.db").display()),
-            Some(url) if url.contains(":memory:") || url.contains("mode=memory") => {
-                return Err(invalid("db-url", "an in-memory SQLite database cannot be shared by the pool; use a file"))
-            }
-            Some(url) if Backend::of(url).is_some() => url.clone(),
-            Some(_) => return Err(invalid("db-url", "must start with sqlite: or postgres://")),
-        };
+        let database_url = database_url(cli)?;
         let jwt_secret = resolve_jwt_secret(cli.jwt_secret.as_deref(), &cli.data_dir)?;
         let rate = |per: (&'static str, u32), burst: (&'static str, u32), period| {
             Ok::<_, ConfigError>(Rate {
@@ -284,6 +277,18 @@ impl Settings {
             pubsub,
             tls: tls_settings(cli)?,
         })
+    }
+}
+
+/// `--db-url`, or the SQLite file in the data directory.
+pub fn database_url(cli: &Cli) -> Result<String, ConfigError> {
+    match &cli.db_url {
+        None => Ok(format!("sqlite://{}", cli.data_dir.join("obscura.db").display())),
+        Some(url) if url.contains(":memory:") || url.contains("mode=memory") => {
+            Err(invalid("db-url", "an in-memory SQLite database cannot be shared by the pool; use a file"))
+        }
+        Some(url) if Backend::of(url).is_some() => Ok(url.clone()),
+        Some(_) => Err(invalid("db-url", "must start with sqlite: or postgres://")),
     }
 }
 

@@ -220,6 +220,20 @@ async fn the_kubernetes_deployment_runs_the_server_as_configured_and_probes_what
         probed += 1;
     }
     assert!(probed >= 2, "liveness and readiness probes");
+    let slowest_check = [
+        ("OBSCURA_HEALTH_DB_TIMEOUT_MS", defaults.db_timeout_ms),
+        ("OBSCURA_HEALTH_STORAGE_TIMEOUT_MS", defaults.storage_timeout_ms),
+        ("OBSCURA_HEALTH_PUBSUB_TIMEOUT_MS", defaults.pubsub_timeout_ms),
+    ]
+    .into_iter()
+    .map(|(var, default)| env.get(var).map_or(default, |ms| ms.parse().unwrap()))
+    .max()
+    .unwrap();
+    let probe_timeout = container["readinessProbe"]["timeoutSeconds"].as_i64().unwrap_or(1);
+    assert!(
+        u64::try_from(probe_timeout).unwrap() * 1000 > slowest_check,
+        "the readiness probe ({probe_timeout}s) outwaits the slowest dependency check ({slowest_check}ms)"
+    );
 
     // Hardening, and a termination grace that covers the pause and the drain.
     let security = &container["securityContext"];

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod attachments;
+pub mod backup;
 mod messages;
 mod prekeys;
 mod push_tokens;
