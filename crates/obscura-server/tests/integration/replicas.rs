@@ -30,11 +30,15 @@ fn flags<'a>(backends: &'a SharedBackends, extra: &[(&'static str, &'a str)]) ->
     all
 }
 
+/// Two replicas on `backends` with the default test flags.
+async fn two_replicas(backends: &SharedBackends) -> (TestServer, TestServer) {
+    (TestServer::with_flags(&flags(backends, &[])).await, TestServer::with_flags(&flags(backends, &[])).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_on_one_replica_reaches_a_socket_on_another() {
     let Some(backends) = SharedBackends::create().await else { return };
-    let (a, b) =
-        (TestServer::with_flags(&flags(&backends, &[])).await, TestServer::with_flags(&flags(&backends, &[])).await);
+    let (a, b) = two_replicas(&backends).await;
     let (on_a, on_b) = (V1Client::new(&a.base), V1Client::new(&b.base));
     let (alice, bob) = (on_a.register(0).await, on_b.register(0).await);
     let mut gateway = GatewayClient::connect(&b.ws_base, &bob.token).await.unwrap();
@@ -47,8 +51,7 @@ async fn a_message_sent_on_one_replica_reaches_a_socket_on_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attachment_uploaded_through_one_replica_downloads_from_another() {
     let Some(backends) = SharedBackends::create().await else { return };
-    let (a, b) =
-        (TestServer::with_flags(&flags(&backends, &[])).await, TestServer::with_flags(&flags(&backends, &[])).await);
+    let (a, b) = two_replicas(&backends).await;
     let (on_a, on_b) = (V1Client::new(&a.base), V1Client::new(&b.base));
     let (alice, bob) = (on_a.register(0).await, on_b.register(0).await);
     let bytes: Vec<u8> = (0..6 * 1024 * 1024).map(|i: u32| (i % 253) as u8).collect();
@@ -63,8 +66,7 @@ async fn an_attachment_uploaded_through_one_replica_downloads_from_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_takeover_on_one_replica_closes_the_users_sockets_on_every_replica() {
     let Some(backends) = SharedBackends::create().await else { return };
-    let (a, b) =
-        (TestServer::with_flags(&flags(&backends, &[])).await, TestServer::with_flags(&flags(&backends, &[])).await);
+    let (a, b) = two_replicas(&backends).await;
     let on_a = V1Client::new(&a.base);
     let (alice, bob) = (on_a.register(1).await, on_a.register(1).await);
     let mut alice_on_a = GatewayClient::connect(&a.ws_base, &alice.token).await.unwrap();

@@ -87,4 +87,8 @@ async fn a_broken_storage_component_degrades_readiness_without_failing_it() {
     let client = V1Client::new(&server.base);
     let (alice, bob) = (client.register(0).await, client.register(0).await);
     assert_eq!(client.send(&alice.token, &bob.user_id, b"still here").await, StatusCode::CREATED);
+    let upload = client.upload(&alice.token, vec![1u8; 64]).await;
+    assert_eq!(upload.status(), StatusCode::SERVICE_UNAVAILABLE, "a storage outage is the server's, not the client's");
+    let body: serde_json::Value = upload.json().await.unwrap();
+    assert!(body["error"].is_string(), "a JSON error: {body}");
 }
