@@ -102,18 +102,14 @@ impl RedisLink {
 
     /// A handle on the shared command connection, unless Redis failed recently and the
     /// backoff has not passed (then callers fail at once instead of each waiting out a timeout).
-    pub async fn conn(&self) -> Result<ConnectionManager, LinkError> {
-        {
-            let retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = Instant::now();
-            if retry.0 > now {
-                return Err(LinkError::BackingOff(retry.0 - now));
-            }
-        }
+    async fn conn(&self) -> Result<ConnectionManager, LinkError> {
+        self.backing_off()?;
         if let Some(manager) = self.current() {
             return Ok(manager);
         }
         let _connecting = self.connecting.lock().await;
+        // Callers queued behind a failed attempt fail fast instead of each dialling in turn.
+        self.backing_off()?;
         if let Some(manager) = self.current() {
             return Ok(manager);
         }
@@ -159,14 +155,30 @@ impl RedisLink {
         }
     }
 
+    /// Fails while a backoff runs.
+    fn backing_off(&self) -> Result<(), LinkError> {
+        let retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if retry.0 > now {
+            return Err(LinkError::BackingOff(retry.0 - now));
+        }
+        Ok(())
+    }
+
     fn current(&self) -> Option<ConnectionManager> {
         self.manager.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Starts the next backoff, unless one runs already: the commands that were in flight when
+    /// Redis went away all fail together, and that is one failure, not one per command.
     fn trip(&self) {
         let mut retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if retry.0 > now {
+            return;
+        }
         let wait = retry.1.next_wait();
-        retry.0 = Instant::now() + wait;
+        retry.0 = now + wait;
     }
 
     /// `PING` on the command connection.

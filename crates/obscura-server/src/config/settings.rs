@@ -292,6 +292,12 @@ pub fn database_url(cli: &Cli) -> Result<String, ConfigError> {
     }
 }
 
+/// A flag's value without surrounding spaces; a blank value counts as unset (an empty
+/// environment variable in a manifest, say).
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// Both TLS files or neither (their contents are checked when the server starts).
 fn tls_settings(cli: &Cli) -> Result<Option<TlsSettings>, ConfigError> {
     match (&cli.tls_cert_file, &cli.tls_key_file) {
@@ -306,7 +312,7 @@ fn tls_settings(cli: &Cli) -> Result<Option<TlsSettings>, ConfigError> {
 
 /// The bucket when `--storage-endpoint` is set, the data directory otherwise.
 fn blob_settings(cli: &Cli) -> Result<BlobSettings, ConfigError> {
-    let set = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let set = |value: &Option<String>| non_empty(value).map(str::to_owned);
     let Some(endpoint) = set(&cli.storage_endpoint) else {
         return Ok(BlobSettings::Local(cli.data_dir.join("attachments")));
     };
@@ -354,7 +360,7 @@ fn valid_bucket_name(name: &str) -> bool {
 }
 
 fn pubsub_settings(cli: &Cli) -> Result<Option<PubSubSettings>, ConfigError> {
-    let Some(url) = cli.pubsub_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+    let Some(url) = non_empty(&cli.pubsub_url) else {
         return Ok(None);
     };
     if url.starts_with("rediss://") {
@@ -382,7 +388,7 @@ fn pubsub_settings(cli: &Cli) -> Result<Option<PubSubSettings>, ConfigError> {
 }
 
 fn otlp_settings(cli: &Cli) -> Result<Option<OtlpSettings>, ConfigError> {
-    let Some(endpoint) = cli.otlp_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty()) else {
+    let Some(endpoint) = non_empty(&cli.otlp_endpoint) else {
         return Ok(None);
     };
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
@@ -407,7 +413,8 @@ fn resolve_jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u
                 Ok(secret) if !secret.trim().is_empty() => {
                     return check_secret(secret.trim(), &format!("the secret in {}", path.display()));
                 }
-                Ok(_) => {}
+                // Left empty by a start that died between creating and writing it: replace it.
+                Ok(_) => std::fs::remove_file(&path).map_err(ConfigError::DataDir)?,
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(err) => return Err(ConfigError::DataDir(err)),
             }
@@ -550,6 +557,16 @@ mod tests {
             parse(&["--jwt-secret", "0123456789abcdef"]).map(|s| s.storage.blobs),
             Ok(BlobSettings::Local(_))
         ));
+    }
+
+    #[test]
+    fn an_empty_secret_file_is_replaced_by_a_generated_secret() {
+        let dir = std::env::temp_dir().join(format!("obscura-empty-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(JWT_SECRET_FILE), "  \n").unwrap();
+        let secret = resolve_jwt_secret(None, &dir).unwrap();
+        assert!(secret.len() >= 16);
+        assert_eq!(std::fs::read(dir.join(JWT_SECRET_FILE)).unwrap(), secret, "kept for the next start");
     }
 
     #[test]

@@ -119,13 +119,21 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     if !is_trusted(&peer) {
         return peer;
     }
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|list| {
-            list.rsplit(',').filter_map(|entry| entry.trim().parse::<IpAddr>().ok()).find(|ip| !is_trusted(ip))
-        })
-        .unwrap_or(peer)
+    // Walk the hops right to left (the proxies appended them; a proxy may add a header line of
+    // its own instead of extending the list): the first untrusted hop is the client. An entry
+    // that is not an address ends the walk at the last trusted hop: anything further left was
+    // written by the client and proves nothing.
+    let hops: Vec<&str> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else { break };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// One tier of per-IP limiting, as router state.
@@ -197,5 +205,20 @@ mod tests {
         let outsider = IpAddr::from([8, 8, 8, 8]);
         assert_eq!(client_ip(outsider, &headers, &trusted), outsider, "untrusted peers cannot spoof");
         assert_eq!(client_ip(local, &HeaderMap::new(), &trusted), local);
+    }
+
+    #[test]
+    fn every_forwarded_for_line_counts_and_garbage_stops_the_walk() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let local = IpAddr::from([10, 0, 0, 1]);
+        // The client's own line comes first; the proxy appended a line of its own.
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        headers.append("x-forwarded-for", "3.3.3.3".parse().unwrap());
+        assert_eq!(client_ip(local, &headers, &trusted), IpAddr::from([3, 3, 3, 3]));
+        // A proxy that writes ip:port: the client-written entries to its left are not believed.
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 3.3.3.3:4711, 10.2.2.2".parse().unwrap());
+        assert_eq!(client_ip(local, &headers, &trusted), IpAddr::from([10, 2, 2, 2]));
     }
 }

@@ -106,9 +106,13 @@ impl Notifier for RedisNotifier {
             // This replica can still wake its own sessions at once; the others hear it when
             // the listener resends it.
             self.hub.deliver(user, event);
-            let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
-            if unsent.len() < MAX_UNSENT {
-                unsent.insert((user, event));
+            // Only wake-ups are resent: a late one costs a store poll. A late takeover would
+            // close the session of the device that took over in the meantime.
+            if event == UserEvent::MessageReceived {
+                let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+                if unsent.len() < MAX_UNSENT {
+                    unsent.insert((user, event));
+                }
             }
             return Err(NotifierError(err.to_string()));
         }

@@ -13,8 +13,10 @@ use crate::ports::store::StoreError;
 /// Writes a copy of the database at `url` to `output`, which must not exist, and flushes it to
 /// disk. Returns the size of the copy in bytes.
 pub async fn backup_into(url: &str, output: &Path) -> Result<u64, StoreError> {
-    if tokio::fs::try_exists(output).await.unwrap_or(true) {
-        return Err(StoreError::Internal(format!("{} already exists", output.display())));
+    match tokio::fs::try_exists(output).await {
+        Ok(false) => {}
+        Ok(true) => return Err(StoreError::Internal(format!("{} already exists", output.display()))),
+        Err(err) => return Err(StoreError::Internal(format!("cannot check {}: {err}", output.display()))),
     }
     let target = output.to_str().ok_or_else(|| StoreError::Internal("the output path is not UTF-8".into()))?;
     // Without create_if_missing: backing up a database that is not there is an error.
