@@ -19,6 +19,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::adapters::blobs::ObjectBlobStore;
 use crate::adapters::clock::SystemClock;
+use crate::adapters::did::cache::CachingResolver;
+use crate::adapters::did::HttpResolver;
 use crate::adapters::notifier::memory::LocalHub;
 use crate::adapters::notifier::redis::RedisNotifier;
 use crate::adapters::push_queue::memory::MemoryPushQueue;
@@ -26,6 +28,8 @@ use crate::adapters::push_queue::redis::RedisPushQueue;
 use crate::adapters::rate_limit::redis::RedisRateLimiter;
 use crate::adapters::redis_link::{LinkError, RedisLink};
 use crate::adapters::store::{self, PoolOptions};
+use crate::adapters::ttl_cache::memory::MemoryTtlCache;
+use crate::adapters::ttl_cache::redis::RedisTtlCache;
 use crate::config::Settings;
 use crate::ports::blobs::BlobStore;
 use crate::ports::clock::Clock;
@@ -33,6 +37,7 @@ use crate::ports::notifier::Notifier;
 use crate::ports::push::{PushProvider, PushQueue};
 use crate::ports::rate_limit::SharedRateLimiter;
 use crate::ports::store::{AccountStore, MessageStore, Store};
+use crate::ports::ttl_cache::TtlCache;
 use crate::services::accounts::Accounts;
 use crate::services::attachments::Attachments;
 use crate::services::delivery::Delivery;
@@ -42,10 +47,12 @@ use crate::services::passwords::Passwords;
 use crate::services::prekeys::PreKeys;
 use crate::services::push::PushTokens;
 use crate::services::push_dispatch::{PushDispatch, PushTiming};
+use crate::services::service_auth::ServiceAuth;
 use crate::services::tokens::Tokens;
 use crate::transport::listener::{ApiListener, PeerAddr};
 use crate::transport::rate_limit::{IpTier, Limiter};
 use crate::transport::tls::{self, ReloadableCert, TlsError};
+use crate::transport::xrpc::XrpcState;
 use crate::transport::{api_router, mgmt::mgmt_router, AppState, RateLimits};
 use crate::workers::{self, expiry};
 
@@ -66,6 +73,8 @@ pub enum AppError {
     PubSub(#[from] LinkError),
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    #[error("DID resolver: {0}")]
+    Resolver(#[from] crate::ports::did::ResolveError),
 }
 
 /// A built server, listening but not yet serving.
@@ -201,6 +210,26 @@ impl App {
         let shared_limits: Option<Arc<dyn SharedRateLimiter>> =
             redis.as_ref().map(|link| Arc::new(RedisRateLimiter::new(Arc::clone(link))) as Arc<dyn SharedRateLimiter>);
         let shared = || shared_limits.clone();
+        let xrpc = match &settings.mls {
+            Some(mls) => {
+                let replay: Arc<dyn TtlCache> = match &redis {
+                    Some(link) => Arc::new(RedisTtlCache::new(Arc::clone(link))),
+                    None => Arc::new(MemoryTtlCache::new()),
+                };
+                let fetcher = Arc::new(HttpResolver::new(mls.resolver.clone())?);
+                let resolver = Arc::new(CachingResolver::new(fetcher, mls.cache));
+                if mls.auth.dev_secret.is_some() {
+                    tracing::warn!("development mode: HS256 caller tokens are accepted (JWT_SECRET is set)");
+                }
+                Some(XrpcState {
+                    auth: Arc::new(ServiceAuth::new(mls.auth.clone(), resolver, replay, Arc::clone(&clock))),
+                    limiter: Arc::new(Limiter::new("xrpc", mls.rate, shared())),
+                    endpoint: mls.endpoint.clone(),
+                    body_limit: settings.max_message_bytes.saturating_mul(4) / 3 + 64 * 1024,
+                })
+            }
+            None => None,
+        };
         let state = AppState {
             accounts,
             prekeys,
@@ -223,6 +252,7 @@ impl App {
             shutdown: CancellationToken::new(),
             draining: Arc::new(AtomicBool::new(false)),
             sessions: TaskTracker::new(),
+            xrpc,
         };
         let api = bind(settings.api_addr).await?;
         let api = match &tls {

@@ -253,6 +253,9 @@ pub struct Cli {
     #[arg(long, env = "OBSCURA_STORAGE_CLEANUP_BATCH_SIZE", default_value_t = 100)]
     pub storage_cleanup_batch_size: u32,
 
+    #[command(flatten)]
+    pub mls: super::mls::MlsFlags,
+
     /// Base URL of an OTLP/HTTP receiver for traces, metrics and logs, e.g. http://collector:4318 [default: off]
     #[arg(long, env = "OBSCURA_TELEMETRY_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,

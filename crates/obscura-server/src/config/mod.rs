@@ -2,6 +2,7 @@
 //! typed settings the server runs with (`settings`).
 
 pub mod cli;
+pub mod mls;
 pub mod settings;
 
 pub use cli::Cli;

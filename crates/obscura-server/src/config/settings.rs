@@ -145,6 +145,8 @@ pub struct Settings {
     pub pubsub: Option<PubSubSettings>,
     /// HTTPS and WSS on the API port when set.
     pub tls: Option<TlsSettings>,
+    /// The MLS Delivery Service, when a service DID is configured.
+    pub mls: Option<super::mls::MlsSettings>,
 }
 
 /// The shared Redis/Valkey of the scale-out mode.
@@ -276,6 +278,7 @@ impl Settings {
             },
             pubsub,
             tls: tls_settings(cli)?,
+            mls: super::mls::mls_settings(&cli.mls)?,
         })
     }
 }

@@ -3,7 +3,9 @@
 
 pub mod blobs;
 pub mod clock;
+pub mod did;
 pub mod notifier;
 pub mod push;
 pub mod rate_limit;
 pub mod store;
+pub mod ttl_cache;

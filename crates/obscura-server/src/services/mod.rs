@@ -11,6 +11,7 @@ pub mod passwords;
 pub mod prekeys;
 pub mod push;
 pub mod push_dispatch;
+pub mod service_auth;
 pub mod tokens;
 
 pub use error::ServiceError;

@@ -9,6 +9,7 @@ pub mod mgmt;
 pub mod rate_limit;
 pub mod tls;
 pub mod v1;
+pub mod xrpc;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// Open WebSocket sessions, awaited on shutdown.
     pub sessions: TaskTracker,
+    /// The MLS Delivery Service, when configured.
+    pub xrpc: Option<xrpc::XrpcState>,
 }
 
 impl FromRef<AppState> for Arc<Tokens> {
@@ -101,7 +104,11 @@ pub fn api_router(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_message_bytes))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(
+            xrpc::router(state.xrpc.clone())
+                .layer(middleware::from_fn_with_state(state.limits.standard.clone(), rate_limit::limit_by_ip)),
+        )
         .layer(middleware::from_fn(record_request))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The path only: the gateway's query carries the access token.

@@ -1,0 +1,143 @@
+//! Flags and settings of the MLS Delivery Service (`/xrpc/blue.catbird.mls.*`): our service
+//! identity, how caller tokens are checked, where DIDs are resolved, and the limits. The seed's
+//! variable names (`SERVICE_DID`, `ENFORCE_LXM`, `ENFORCE_JTI`, `JTI_TTL_SECONDS`, `JWT_SECRET`,
+//! `ENABLE_DIRECT_XRPC_PROXY`, `UPSTREAM_XRPC_BASE`) are the environment names.
+
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+
+use super::settings::{ConfigError, Rate};
+use crate::adapters::did::cache::CacheSettings;
+use crate::adapters::did::ResolverSettings;
+use crate::domain::did::Did;
+use crate::services::service_auth::ServiceAuthSettings;
+
+/// MLS flags (flattened into the command line).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MlsFlags {
+    /// Our DID, the audience of caller tokens, e.g. did:web:mls.example.com [default: MLS service off]
+    #[arg(long, env = "SERVICE_DID")]
+    pub service_did: Option<String>,
+    /// Public base URL of this server for our DID document [default: https://<host of a did:web>]
+    #[arg(long, env = "OBSCURA_MLS_SERVICE_ENDPOINT")]
+    pub service_endpoint: Option<String>,
+    /// Id of our service entry in the DID document (the `#fragment` of atproto-proxy)
+    #[arg(long, env = "OBSCURA_MLS_SERVICE_ID", default_value = "atproto_mls")]
+    pub service_id: String,
+    /// Require the `lxm` claim (when present it must always match the called method)
+    #[arg(long, env = "ENFORCE_LXM", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub enforce_lxm: bool,
+    /// Require the `jti` claim (when present it is always checked for replay)
+    #[arg(long, env = "ENFORCE_JTI", default_value_t = true, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub enforce_jti: bool,
+    /// Shortest time in seconds a used `jti` is remembered (at least until its token expires)
+    #[arg(long, env = "JTI_TTL_SECONDS", default_value_t = 120)]
+    pub jti_ttl_seconds: u64,
+    /// Tolerated clock skew in seconds when checking `exp` and `iat`
+    #[arg(long, env = "OBSCURA_MLS_AUTH_LEEWAY_SECS", default_value_t = 30)]
+    pub auth_leeway_secs: u64,
+    /// Oldest `iat`, and longest remaining lifetime, a caller token may have, in seconds
+    #[arg(long, env = "OBSCURA_MLS_AUTH_MAX_AGE_SECS", default_value_t = 300)]
+    pub auth_max_age_secs: u64,
+    /// Development only: accept HS256 caller tokens signed with this secret
+    #[arg(long = "dev-jwt-secret", env = "JWT_SECRET", hide_env_values = true)]
+    pub dev_jwt_secret: Option<String>,
+    /// PLC directory that resolves did:plc identities
+    #[arg(long, env = "OBSCURA_MLS_PLC_DIRECTORY_URL", default_value = "https://plc.directory")]
+    pub plc_directory_url: String,
+    /// Let did:web resolution reach private and loopback addresses (tests, closed networks)
+    #[arg(long, env = "OBSCURA_MLS_DID_ALLOW_PRIVATE_ADDRESSES", default_value_t = false, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub did_allow_private_addresses: bool,
+    /// Seconds a resolved DID document is trusted before it is fetched again
+    #[arg(long, env = "OBSCURA_MLS_DID_CACHE_TTL_SECS", default_value_t = 3600)]
+    pub did_cache_ttl_secs: u64,
+    /// Seconds one DID resolution may take
+    #[arg(long, env = "OBSCURA_MLS_DID_TIMEOUT_SECS", default_value_t = 5)]
+    pub did_timeout_secs: u64,
+    /// XRPC calls per minute per caller DID and method
+    #[arg(long, env = "OBSCURA_MLS_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub xrpc_rate_limit_per_minute: u32,
+    /// XRPC burst per caller DID and method
+    #[arg(long, env = "OBSCURA_MLS_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub xrpc_rate_limit_burst: u32,
+}
+
+/// The validated MLS settings.
+#[derive(Debug, Clone)]
+pub struct MlsSettings {
+    pub auth: ServiceAuthSettings,
+    /// Public base URL, for our DID document.
+    pub endpoint: Option<url::Url>,
+    pub resolver: ResolverSettings,
+    pub cache: CacheSettings,
+    pub rate: Rate,
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { flag, reason: reason.into() }
+}
+
+fn trimmed(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn http_url(flag: &'static str, text: &str) -> Result<url::Url, ConfigError> {
+    url::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| invalid(flag, "must be an http:// or https:// URL"))
+}
+
+fn positive_secs(flag: &'static str, value: u64) -> Result<Duration, ConfigError> {
+    if value == 0 {
+        return Err(invalid(flag, "must be at least 1"));
+    }
+    Ok(Duration::from_secs(value))
+}
+
+/// `None` when no service DID is configured (the MLS surface is off).
+pub fn mls_settings(flags: &MlsFlags) -> Result<Option<MlsSettings>, ConfigError> {
+    let Some(did) = trimmed(&flags.service_did) else {
+        return Ok(None);
+    };
+    let service_did = Did::parse(did).map_err(|e| invalid("service-did", e.to_string()))?;
+    let endpoint = match trimmed(&flags.service_endpoint) {
+        Some(text) => Some(http_url("service-endpoint", text)?),
+        None if service_did.method() == "web" => {
+            let host = service_did.identifier().replace("%3A", ":");
+            Some(http_url("service-did", &format!("https://{host}"))?)
+        }
+        None => None,
+    };
+    let service_id = flags.service_id.trim();
+    if service_id.is_empty() || !service_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(invalid("service-id", "must be letters, digits, '_' or '-'"));
+    }
+    let per_minute = flags.xrpc_rate_limit_per_minute;
+    let burst = flags.xrpc_rate_limit_burst;
+    if per_minute == 0 || burst == 0 {
+        return Err(invalid("xrpc-rate-limit-per-minute", "rate and burst must be at least 1"));
+    }
+    let ttl = positive_secs("did-cache-ttl-secs", flags.did_cache_ttl_secs)?;
+    Ok(Some(MlsSettings {
+        auth: ServiceAuthSettings {
+            service_did,
+            service_id: service_id.to_owned(),
+            enforce_lxm: flags.enforce_lxm,
+            enforce_jti: flags.enforce_jti,
+            jti_ttl: positive_secs("jti-ttl-seconds", flags.jti_ttl_seconds)?,
+            leeway: Duration::from_secs(flags.auth_leeway_secs),
+            max_age: positive_secs("auth-max-age-secs", flags.auth_max_age_secs)?,
+            dev_secret: trimmed(&flags.dev_jwt_secret).map(|s| s.as_bytes().to_vec()),
+        },
+        endpoint,
+        resolver: ResolverSettings {
+            plc_url: http_url("plc-directory-url", flags.plc_directory_url.trim())?,
+            allow_private: flags.did_allow_private_addresses,
+            timeout: positive_secs("did-timeout-secs", flags.did_timeout_secs)?,
+        },
+        cache: CacheSettings { ttl, min_refresh: Duration::from_secs(30).min(ttl), max_entries: 100_000 },
+        rate: Rate { per_period: per_minute, period: Duration::from_secs(60), burst },
+    }))
+}

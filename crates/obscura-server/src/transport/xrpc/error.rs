@@ -1,0 +1,104 @@
+//! XRPC errors on the wire: `{"error": "<LexiconErrorName>", "message": "..."}` with a fitting
+//! status. Every failure of the MLS surface is turned into a response here and nowhere else.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::services::service_auth::AuthError;
+use crate::services::ServiceError;
+
+/// Anything an XRPC request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum XrpcError {
+    /// The request does not fit the lexicon (body, parameters, encoding, sizes).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A lexicon-named failure.
+    #[error("{name}: {message}")]
+    Named { status: StatusCode, name: &'static str, message: String },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+}
+
+impl XrpcError {
+    /// A 400 `InvalidRequest` naming the problem.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidRequest(message.into())
+    }
+
+    /// A lexicon-named error.
+    pub fn named(status: StatusCode, name: &'static str, message: impl Into<String>) -> Self {
+        Self::Named { status, name, message: message.into() }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use AuthError as A;
+        let unauthorized = StatusCode::UNAUTHORIZED;
+        match self {
+            Self::InvalidRequest(message) => (StatusCode::BAD_REQUEST, "InvalidRequest", message.clone()),
+            Self::Named { status, name, message } => (*status, name, message.clone()),
+            Self::RateLimited { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "RateLimitExceeded",
+                format!("Too many requests; retry after {retry_after_secs} seconds"),
+            ),
+            Self::Auth(err) => {
+                let message = err.to_string();
+                match err {
+                    A::Missing => (unauthorized, "AuthMissing", message),
+                    A::Expired => (unauthorized, "JwtExpired", message),
+                    A::Audience => (unauthorized, "BadJwtAudience", message),
+                    A::Method(_) => (unauthorized, "BadJwtLexiconMethod", message),
+                    A::Signature(_) | A::KeyMismatch(_) => (unauthorized, "BadJwtSignature", message),
+                    A::Replayed => (unauthorized, "JwtReplayed", message),
+                    A::Issuer(_) => (unauthorized, "InvalidIssuer", message),
+                    A::Malformed(_) | A::Algorithm(_) | A::DevModeOff | A::Lifetime(_) | A::MissingJti => {
+                        (unauthorized, "BadJwt", message)
+                    }
+                    A::ResolverDown(_) => (
+                        StatusCode::BAD_GATEWAY,
+                        "UpstreamFailure",
+                        "The caller's DID document could not be fetched; retry later".into(),
+                    ),
+                    A::ReplayCacheDown(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        "Service temporarily unavailable".into(),
+                    ),
+                }
+            }
+            Self::Service(err) => match err {
+                ServiceError::Unavailable(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Service temporarily unavailable".into())
+                }
+                ServiceError::Unauthorized => (unauthorized, "AuthMissing", "Unauthorized".into()),
+                ServiceError::NotFound => (StatusCode::NOT_FOUND, "NotFound", "Not found".into()),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Internal server error".into()),
+            },
+        }
+    }
+}
+
+impl IntoResponse for XrpcError {
+    fn into_response(self) -> Response {
+        let (status, name, message) = self.parts();
+        match &self {
+            Self::Service(ServiceError::Unavailable(detail)) => tracing::warn!(detail, "dependency unavailable"),
+            Self::Auth(AuthError::ResolverDown(err)) => tracing::warn!(error = %err, "DID resolution failed"),
+            Self::Auth(AuthError::ReplayCacheDown(detail)) => tracing::warn!(detail, "replay cache unavailable"),
+            Self::Service(err) if status.is_server_error() => tracing::error!(error = %err, "internal error"),
+            _ => {}
+        }
+        let mut response = (status, Json(json!({ "error": name, "message": message }))).into_response();
+        if let Self::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,70 @@
+//! The MLS Delivery Service over XRPC: `GET /xrpc/<nsid>` for queries, `POST` for procedures,
+//! JSON in and out, errors as `{error, message}`. This module holds the NSID table; one file per
+//! area holds the handlers, which parse, call one service method and encode.
+
+pub mod bytes;
+pub mod error;
+pub mod extract;
+pub mod identity;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::Router;
+
+use self::error::XrpcError;
+use self::extract::MethodCall;
+use crate::services::service_auth::ServiceAuth;
+use crate::transport::rate_limit::Limiter;
+
+/// Everything the XRPC handlers reach.
+#[derive(Clone)]
+pub struct XrpcState {
+    pub auth: Arc<ServiceAuth>,
+    pub limiter: Arc<Limiter<MethodCall>>,
+    /// Public base URL of this service (the `serviceEndpoint` of our DID document).
+    pub endpoint: Option<url::Url>,
+    /// Largest request body of the XRPC surface.
+    pub body_limit: usize,
+}
+
+/// The XRPC routes plus `/.well-known/did.json`; without an `XrpcState` (no `--service-did`)
+/// every XRPC call answers that the MLS service is not configured here.
+pub fn router(state: Option<XrpcState>) -> Router {
+    let Some(state) = state else {
+        return Router::new().nest("/xrpc", Router::new().fallback(not_configured));
+    };
+    let body_limit = state.body_limit;
+    let methods = Router::new().fallback(unknown_method).method_not_allowed_fallback(wrong_method);
+    Router::new()
+        .nest("/xrpc", methods.layer(DefaultBodyLimit::max(body_limit)))
+        .merge(identity::router())
+        .with_state(state)
+}
+
+async fn not_configured() -> XrpcError {
+    XrpcError::named(
+        StatusCode::NOT_FOUND,
+        "MethodNotImplemented",
+        "The MLS service is not configured on this server (--service-did)",
+    )
+}
+
+async fn unknown_method(request: Request) -> XrpcError {
+    let (parts, _) = request.into_parts();
+    match extract::called_nsid(&parts) {
+        Ok(nsid) => {
+            XrpcError::named(StatusCode::NOT_FOUND, "MethodNotImplemented", format!("Method not implemented: {nsid}"))
+        }
+        Err(err) => err,
+    }
+}
+
+async fn wrong_method() -> XrpcError {
+    XrpcError::named(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "InvalidRequest",
+        "Queries are called with GET, procedures with POST",
+    )
+}
