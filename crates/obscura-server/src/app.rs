@@ -33,6 +33,7 @@ use crate::adapters::ttl_cache::redis::RedisTtlCache;
 use crate::config::Settings;
 use crate::ports::blobs::BlobStore;
 use crate::ports::clock::Clock;
+use crate::ports::mls::KeyPackageStore;
 use crate::ports::notifier::Notifier;
 use crate::ports::push::{PushProvider, PushQueue};
 use crate::ports::rate_limit::SharedRateLimiter;
@@ -43,6 +44,7 @@ use crate::services::attachments::Attachments;
 use crate::services::delivery::Delivery;
 use crate::services::health::Health;
 use crate::services::messaging::Messaging;
+use crate::services::mls::key_packages::KeyPackages;
 use crate::services::passwords::Passwords;
 use crate::services::prekeys::PreKeys;
 use crate::services::push::PushTokens;
@@ -52,7 +54,7 @@ use crate::services::tokens::Tokens;
 use crate::transport::listener::{ApiListener, PeerAddr};
 use crate::transport::rate_limit::{IpTier, Limiter};
 use crate::transport::tls::{self, ReloadableCert, TlsError};
-use crate::transport::xrpc::XrpcState;
+use crate::transport::xrpc::{MlsServices, XrpcState};
 use crate::transport::{api_router, mgmt::mgmt_router, AppState, RateLimits};
 use crate::workers::{self, expiry};
 
@@ -221,8 +223,10 @@ impl App {
                 if mls.auth.dev_secret.is_some() {
                     tracing::warn!("development mode: HS256 caller tokens are accepted (JWT_SECRET is set)");
                 }
+                let key_packages = Arc::new(KeyPackages::new(store.clone(), Arc::clone(&clock), mls.key_packages));
                 Some(XrpcState {
                     auth: Arc::new(ServiceAuth::new(mls.auth.clone(), resolver, replay, Arc::clone(&clock))),
+                    mls: MlsServices { key_packages },
                     limiter: Arc::new(Limiter::new("xrpc", mls.rate, shared())),
                     endpoint: mls.endpoint.clone(),
                     body_limit: settings.max_message_bytes.saturating_mul(4) / 3 + 64 * 1024,
@@ -294,7 +298,9 @@ impl App {
         );
         let attachments = Arc::clone(&self.attachments);
         let batch = s.attachment_cleanup_batch;
+        let key_packages = self.store.clone() as Arc<dyn KeyPackageStore>;
         let limits = self.state.limits.clone();
+        let mls_clock = Arc::clone(&self.clock);
         let mut handles = Vec::new();
         if let Some(push) = &self.push {
             let (push, slots, deliveries) =
@@ -311,6 +317,10 @@ impl App {
                     expiry::expire_messages(&messages, &clock).await;
                     expiry::expire_refresh_tokens(&accounts, &clock).await;
                 }
+            }),
+            workers::every("mls-expiry", s.cleanup_interval, cancel.clone(), move || {
+                let (key_packages, clock) = (Arc::clone(&key_packages), Arc::clone(&mls_clock));
+                async move { expiry::expire_key_packages(&key_packages, &clock).await }
             }),
             workers::every("attachment-expiry", s.attachment_cleanup_interval, cancel.clone(), move || {
                 let attachments = Arc::clone(&attachments);

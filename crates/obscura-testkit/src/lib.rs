@@ -5,10 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test support: failing loudly is the point")]
 #![allow(clippy::indexing_slicing, reason = "test support")]
 
+pub mod atproto;
 pub mod conformance;
 pub mod gateway;
 pub mod keys;
+pub mod mls;
 pub mod otlp;
+pub mod plc;
 pub mod proxy;
 pub mod push;
 pub mod s3;
@@ -17,6 +20,7 @@ pub mod services;
 pub mod tls;
 pub mod v1;
 pub mod wait;
+pub mod xrpc;
 
 pub use gateway::GatewayClient;
 pub use keys::{IdentityKeyPair, KeySet};

@@ -11,6 +11,7 @@ use super::settings::{ConfigError, Rate};
 use crate::adapters::did::cache::CacheSettings;
 use crate::adapters::did::ResolverSettings;
 use crate::domain::did::Did;
+use crate::services::mls::key_packages::KeyPackageLimits;
 use crate::services::service_auth::ServiceAuthSettings;
 
 /// MLS flags (flattened into the command line).
@@ -52,9 +53,18 @@ pub struct MlsFlags {
     /// Seconds a resolved DID document is trusted before it is fetched again
     #[arg(long, env = "OBSCURA_MLS_DID_CACHE_TTL_SECS", default_value_t = 3600)]
     pub did_cache_ttl_secs: u64,
+    /// Seconds a cached DID document is kept before a failed signature may fetch it again
+    #[arg(long, env = "OBSCURA_MLS_DID_REFRESH_MIN_INTERVAL_SECS", default_value_t = 30)]
+    pub did_refresh_min_interval_secs: u64,
     /// Seconds one DID resolution may take
     #[arg(long, env = "OBSCURA_MLS_DID_TIMEOUT_SECS", default_value_t = 5)]
     pub did_timeout_secs: u64,
+    /// Most unconsumed KeyPackages one user may hold (all devices together)
+    #[arg(long, env = "OBSCURA_MLS_MAX_KEY_PACKAGES_PER_USER", default_value_t = 200)]
+    pub max_key_packages_per_user: u32,
+    /// Seconds a fetched KeyPackage stays reserved for the user who fetched it
+    #[arg(long, env = "OBSCURA_MLS_KEY_PACKAGE_RESERVATION_SECS", default_value_t = 300)]
+    pub key_package_reservation_secs: u64,
     /// XRPC calls per minute per caller DID and method
     #[arg(long, env = "OBSCURA_MLS_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
     pub xrpc_rate_limit_per_minute: u32,
@@ -72,6 +82,7 @@ pub struct MlsSettings {
     pub resolver: ResolverSettings,
     pub cache: CacheSettings,
     pub rate: Rate,
+    pub key_packages: KeyPackageLimits,
 }
 
 fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -137,7 +148,18 @@ pub fn mls_settings(flags: &MlsFlags) -> Result<Option<MlsSettings>, ConfigError
             allow_private: flags.did_allow_private_addresses,
             timeout: positive_secs("did-timeout-secs", flags.did_timeout_secs)?,
         },
-        cache: CacheSettings { ttl, min_refresh: Duration::from_secs(30).min(ttl), max_entries: 100_000 },
+        cache: CacheSettings {
+            ttl,
+            min_refresh: Duration::from_secs(flags.did_refresh_min_interval_secs).min(ttl),
+            max_entries: 100_000,
+        },
         rate: Rate { per_period: per_minute, period: Duration::from_secs(60), burst },
+        key_packages: KeyPackageLimits {
+            per_user: u32::try_from(
+                positive_secs("max-key-packages-per-user", u64::from(flags.max_key_packages_per_user))?.as_secs(),
+            )
+            .unwrap_or(u32::MAX),
+            reservation: positive_secs("key-package-reservation-secs", flags.key_package_reservation_secs)?,
+        },
     }))
 }

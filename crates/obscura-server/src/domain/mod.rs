@@ -6,6 +6,7 @@ pub mod did;
 pub mod ids;
 pub mod keys;
 pub mod message;
+pub mod mls;
 pub mod nsid;
 pub mod time;
 pub mod username;

@@ -4,6 +4,7 @@
 pub mod blobs;
 pub mod clock;
 pub mod did;
+pub mod mls;
 pub mod notifier;
 pub mod push;
 pub mod rate_limit;

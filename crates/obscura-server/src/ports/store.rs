@@ -243,7 +243,9 @@ pub trait PushTokenStore: Send + Sync + 'static {
 
 /// Every store port at once: what one database adapter provides.
 #[async_trait]
-pub trait Store: AccountStore + PreKeyStore + MessageStore + AttachmentStore + PushTokenStore {
+pub trait Store:
+    AccountStore + PreKeyStore + MessageStore + AttachmentStore + PushTokenStore + crate::ports::mls::KeyPackageStore
+{
     /// Closes the connections, waiting for statements in flight (on shutdown).
     async fn close(&self);
 }

@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod error;
 pub mod health;
 pub mod messaging;
+pub mod mls;
 pub mod passwords;
 pub mod prekeys;
 pub mod push;

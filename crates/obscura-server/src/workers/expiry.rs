@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::ports::clock::Clock;
+use crate::ports::mls::KeyPackageStore;
 use crate::ports::store::{AccountStore, MessageStore, StoreError};
 use crate::services::attachments::Attachments;
 use crate::telemetry::metrics as m;
@@ -33,6 +34,14 @@ where
             }
         }
     }
+}
+
+/// Deletes MLS KeyPackages whose lifetime has ended.
+pub async fn expire_key_packages(key_packages: &Arc<dyn KeyPackageStore>, clock: &Arc<dyn Clock>) {
+    delete_in_batches("key packages", m::KEY_PACKAGES_EXPIRED, || {
+        key_packages.delete_expired_key_packages(clock.now(), BATCH)
+    })
+    .await;
 }
 
 /// Deletes expired messages and refreshes the pending-messages gauge.

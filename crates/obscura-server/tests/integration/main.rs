@@ -10,6 +10,7 @@
 )]
 
 mod gateway;
+mod mls;
 mod ops;
 mod ports;
 mod replicas;

@@ -1,9 +1,10 @@
 //! Binary fields of XRPC bodies. Lexicon `bytes` travel as `{"$bytes": "<base64>"}`; some
 //! lexicon fields are plain base64 strings. Both are read leniently (standard or URL-safe
-//! alphabet, padded or not) and written as standard unpadded base64, the ATProto form.
+//! alphabet, padded or not); `bytes` are written as standard unpadded base64 (the ATProto
+//! form), string fields the lexicon calls base64url as unpadded base64url.
 
 use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD_NO_PAD};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -22,6 +23,12 @@ pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
 #[must_use]
 pub fn encode_base64(bytes: &[u8]) -> String {
     STANDARD_NO_PAD.encode(bytes)
+}
+
+/// Unpadded base64url, for the lexicon string fields documented as base64url.
+#[must_use]
+pub fn encode_base64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A lexicon `bytes` value: `{"$bytes": "..."}` on the wire.

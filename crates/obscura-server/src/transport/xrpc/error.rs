@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::services::mls::MlsError;
 use crate::services::service_auth::AuthError;
 use crate::services::ServiceError;
 
@@ -22,6 +23,8 @@ pub enum XrpcError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    Mls(#[from] MlsError),
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
 }
@@ -35,6 +38,22 @@ impl XrpcError {
     /// A lexicon-named error.
     pub fn named(status: StatusCode, name: &'static str, message: impl Into<String>) -> Self {
         Self::Named { status, name, message: message.into() }
+    }
+
+    fn mls_parts(err: &MlsError) -> (StatusCode, &'static str) {
+        use MlsError as M;
+        let bad = StatusCode::BAD_REQUEST;
+        match err {
+            M::InvalidKeyPackage(_) => (bad, "InvalidKeyPackage"),
+            M::InvalidCipherSuite(_) => (bad, "InvalidCipherSuite"),
+            M::ExpirationTooFar { .. } => (bad, "ExpirationTooFar"),
+            M::ExpirationPassed => (bad, "InvalidRequest"),
+            M::TooManyKeyPackages { .. } => (bad, "TooManyKeyPackages"),
+            M::BatchTooLarge { .. } => (bad, "BatchTooLarge"),
+            M::TooManyDids { .. } => (bad, "TooManyDids"),
+            M::InvalidCursor => (bad, "InvalidCursor"),
+            M::Service(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
+        }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, String) {
@@ -73,7 +92,7 @@ impl XrpcError {
                     ),
                 }
             }
-            Self::Service(err) => match err {
+            Self::Mls(MlsError::Service(err)) | Self::Service(err) => match err {
                 ServiceError::Unavailable(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Service temporarily unavailable".into())
                 }
@@ -81,6 +100,10 @@ impl XrpcError {
                 ServiceError::NotFound => (StatusCode::NOT_FOUND, "NotFound", "Not found".into()),
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Internal server error".into()),
             },
+            Self::Mls(err) => {
+                let (status, name) = Self::mls_parts(err);
+                (status, name, err.to_string())
+            }
         }
     }
 }
@@ -89,10 +112,15 @@ impl IntoResponse for XrpcError {
     fn into_response(self) -> Response {
         let (status, name, message) = self.parts();
         match &self {
-            Self::Service(ServiceError::Unavailable(detail)) => tracing::warn!(detail, "dependency unavailable"),
             Self::Auth(AuthError::ResolverDown(err)) => tracing::warn!(error = %err, "DID resolution failed"),
             Self::Auth(AuthError::ReplayCacheDown(detail)) => tracing::warn!(detail, "replay cache unavailable"),
-            Self::Service(err) if status.is_server_error() => tracing::error!(error = %err, "internal error"),
+            Self::Service(ServiceError::Unavailable(detail))
+            | Self::Mls(MlsError::Service(ServiceError::Unavailable(detail))) => {
+                tracing::warn!(detail, "dependency unavailable");
+            }
+            Self::Service(err) | Self::Mls(MlsError::Service(err)) if status.is_server_error() => {
+                tracing::error!(error = %err, "internal error");
+            }
             _ => {}
         }
         let mut response = (status, Json(json!({ "error": name, "message": message }))).into_response();

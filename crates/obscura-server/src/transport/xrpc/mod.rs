@@ -6,6 +6,7 @@ pub mod bytes;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod key_packages;
 
 use std::sync::Arc;
 
@@ -15,13 +16,21 @@ use axum::Router;
 
 use self::error::XrpcError;
 use self::extract::MethodCall;
+use crate::services::mls::key_packages::KeyPackages;
 use crate::services::service_auth::ServiceAuth;
 use crate::transport::rate_limit::Limiter;
+
+/// The MLS services.
+#[derive(Clone)]
+pub struct MlsServices {
+    pub key_packages: Arc<KeyPackages>,
+}
 
 /// Everything the XRPC handlers reach.
 #[derive(Clone)]
 pub struct XrpcState {
     pub auth: Arc<ServiceAuth>,
+    pub mls: MlsServices,
     pub limiter: Arc<Limiter<MethodCall>>,
     /// Public base URL of this service (the `serviceEndpoint` of our DID document).
     pub endpoint: Option<url::Url>,
@@ -36,7 +45,7 @@ pub fn router(state: Option<XrpcState>) -> Router {
         return Router::new().nest("/xrpc", Router::new().fallback(not_configured));
     };
     let body_limit = state.body_limit;
-    let methods = Router::new().fallback(unknown_method).method_not_allowed_fallback(wrong_method);
+    let methods = key_packages::router().fallback(unknown_method).method_not_allowed_fallback(wrong_method);
     Router::new()
         .nest("/xrpc", methods.layer(DefaultBodyLimit::max(body_limit)))
         .merge(identity::router())

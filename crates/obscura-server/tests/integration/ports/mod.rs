@@ -7,3 +7,4 @@ mod postgres_store;
 mod redis_push_queue;
 mod redis_rate_limiter;
 mod sqlite_store;
+mod ttl_caches;

@@ -12,3 +12,4 @@ async fn fresh() -> Option<(DynStore, tempfile::TempDir)> {
 }
 
 obscura_testkit::store_conformance!(fresh());
+obscura_testkit::mls_store_conformance!(fresh());

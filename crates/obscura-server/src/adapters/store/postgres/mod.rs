@@ -7,6 +7,7 @@
 
 mod accounts;
 mod attachments;
+mod key_packages;
 mod messages;
 mod prekeys;
 mod push_tokens;

@@ -8,6 +8,7 @@
 mod accounts;
 mod attachments;
 pub mod backup;
+mod key_packages;
 mod messages;
 mod prekeys;
 mod push_tokens;

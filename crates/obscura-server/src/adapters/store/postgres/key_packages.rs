@@ -1,0 +1,201 @@
+//! MLS KeyPackages in PostgreSQL. Publishing and fetching take a transaction-scoped advisory
+//! lock on the owner, so a user's limit and each single-use package are decided one
+//! transaction at a time while other users' packages stay untouched.
+
+use async_trait::async_trait;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use super::{corrupt, limit as sql_limit, map_err, PostgresStore};
+use crate::adapters::store::key_package_choice::{pick_per_device, Candidate};
+use crate::domain::did::Did;
+use crate::domain::time::UnixMillis;
+use crate::ports::mls::{
+    ConsumedKeyPackage, KeyPackageCounts, KeyPackageRecord, KeyPackageStore, NewKeyPackage, Published,
+};
+use crate::ports::store::StoreError;
+
+type CandidateRow = (Vec<u8>, String, bool, Option<String>, Option<UnixMillis>);
+
+/// Serialises this transaction with every other that locks the same owner.
+async fn lock_owner(conn: &mut PgConnection, owner: &Did) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("mls-key-packages:{owner}"))
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+#[async_trait]
+impl KeyPackageStore for PostgresStore {
+    async fn publish_key_package(
+        &self,
+        package: NewKeyPackage,
+        limit: u32,
+        now: UnixMillis,
+    ) -> Result<Published, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        lock_owner(&mut tx, &package.owner).await?;
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM mls_key_packages WHERE key_ref = $1 OR sha256 = $2")
+                .bind(&package.key_ref)
+                .bind(&package.sha256)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if exists.is_some() {
+            return Ok(Published::AlreadyStored);
+        }
+        let held: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mls_key_packages WHERE owner_did = $1 AND consumed_at IS NULL AND expires_at > $2",
+        )
+        .bind(package.owner.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if count(held) >= u64::from(limit) {
+            return Ok(Published::LimitReached);
+        }
+        sqlx::query(
+            "INSERT INTO mls_key_packages (key_ref, owner_did, device_id, sha256, cipher_suite, body, last_resort, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&package.key_ref)
+        .bind(package.owner.as_str())
+        .bind(&package.device)
+        .bind(&package.sha256)
+        .bind(i32::from(package.suite))
+        .bind(&package.body)
+        .bind(package.last_resort)
+        .bind(package.created_at)
+        .bind(package.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Published::Stored)
+    }
+
+    async fn reserve_key_packages(
+        &self,
+        owner: &Did,
+        suite: Option<u16>,
+        requester: &Did,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<Vec<KeyPackageRecord>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        lock_owner(&mut tx, owner).await?;
+        let rows: Vec<CandidateRow> = sqlx::query_as(
+            "SELECT key_ref, device_id, last_resort, reserved_by, reserved_until FROM mls_key_packages \
+             WHERE owner_did = $1 AND consumed_at IS NULL AND expires_at > $2 \
+             AND ($3::INTEGER IS NULL OR cipher_suite = $3) ORDER BY device_id, created_at, key_ref",
+        )
+        .bind(owner.as_str())
+        .bind(now)
+        .bind(suite.map(i32::from))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let candidates: Vec<Candidate> = rows
+            .into_iter()
+            .map(|(key_ref, device, last_resort, reserved_by, reserved_until)| Candidate {
+                key_ref,
+                device,
+                last_resort,
+                reserved_by,
+                reserved_until,
+            })
+            .collect();
+        let picks = pick_per_device(&candidates, requester.as_str(), now);
+        let mut records = Vec::with_capacity(picks.len());
+        for pick in picks {
+            if pick.reserve {
+                sqlx::query("UPDATE mls_key_packages SET reserved_by = $1, reserved_until = $2 WHERE key_ref = $3")
+                    .bind(requester.as_str())
+                    .bind(until)
+                    .bind(&pick.key_ref)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            let (device, sha256, suite, body): (String, String, i32, Vec<u8>) =
+                sqlx::query_as("SELECT device_id, sha256, cipher_suite, body FROM mls_key_packages WHERE key_ref = $1")
+                    .bind(&pick.key_ref)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            let suite = u16::try_from(suite).map_err(|_| corrupt("cipher suite"))?;
+            records.push(KeyPackageRecord { owner: owner.clone(), device, sha256, suite, body });
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(records)
+    }
+
+    async fn key_package_counts(&self, owner: &Did, now: UnixMillis) -> Result<KeyPackageCounts, StoreError> {
+        let (total, available, reserved, consumed): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), \
+             COALESCE(SUM(CASE WHEN consumed_at IS NULL AND expires_at > $1 \
+                 AND (last_resort OR reserved_until IS NULL OR reserved_until <= $1) THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN consumed_at IS NULL AND expires_at > $1 AND NOT last_resort \
+                 AND reserved_until > $1 THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN consumed_at IS NOT NULL THEN 1 ELSE 0 END), 0) \
+             FROM mls_key_packages WHERE owner_did = $2",
+        )
+        .bind(now)
+        .bind(owner.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(KeyPackageCounts {
+            total: count(total),
+            available: count(available),
+            reserved: count(reserved),
+            consumed: count(consumed),
+        })
+    }
+
+    async fn consumed_key_packages(
+        &self,
+        owner: &Did,
+        after: Option<(UnixMillis, String)>,
+        limit: u32,
+    ) -> Result<Vec<ConsumedKeyPackage>, StoreError> {
+        let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT sha256, cipher_suite, consumed_in, consumed_at FROM mls_key_packages \
+             WHERE consumed_at IS NOT NULL AND owner_did = ",
+        );
+        query.push_bind(owner.as_str());
+        if let Some((at, sha256)) = after {
+            query.push(" AND (consumed_at, sha256) < (").push_bind(at).push(", ").push_bind(sha256).push(")");
+        }
+        query.push(" ORDER BY consumed_at DESC, sha256 DESC LIMIT ").push_bind(sql_limit(limit));
+        let rows: Vec<(String, i32, Option<String>, UnixMillis)> =
+            query.build_query_as().fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.into_iter()
+            .map(|(sha256, suite, convo, consumed_at)| {
+                let suite = u16::try_from(suite).map_err(|_| corrupt("cipher suite"))?;
+                Ok(ConsumedKeyPackage { sha256, suite, convo, consumed_at })
+            })
+            .collect()
+    }
+
+    async fn delete_expired_key_packages(&self, now: UnixMillis, limit: u32) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM mls_key_packages WHERE key_ref IN \
+             (SELECT key_ref FROM mls_key_packages WHERE expires_at <= $1 LIMIT $2)",
+        )
+        .bind(now)
+        .bind(sql_limit(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,5 @@
+//! The MLS Delivery Service over XRPC: caller authentication, the XRPC framing, KeyPackages.
+
+mod auth;
+mod key_packages;
+mod xrpc;

@@ -1,0 +1,85 @@
+//! XRPC framing: method table, error bodies, our DID document, per-DID per-method limits.
+
+use obscura_testkit::xrpc::{MlsWorld, SERVICE_DID};
+use obscura_testkit::TestServer;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn get(url: String) -> (StatusCode, Value) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status(), response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_methods_get_xrpc_errors() {
+    let world = MlsWorld::start().await;
+    let (status, body) = get(world.server.url("/xrpc/blue.catbird.mls.noSuchMethod")).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("MethodNotImplemented")));
+    let (status, body) = get(world.server.url("/xrpc/not..an.nsid")).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidRequest")));
+    let response = reqwest::Client::new()
+        .post(world.server.url("/xrpc/blue.catbird.mls.getKeyPackageStatus"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "InvalidRequest");
+}
+
+#[tokio::test]
+async fn bodies_that_do_not_fit_the_lexicon_get_invalid_request() {
+    let world = MlsWorld::start().await;
+    let user = world.user();
+    let nsid = "blue.catbird.mls.publishKeyPackage";
+    let (status, body) = user.procedure(nsid, &json!({"cipherSuite": "x"})).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidRequest")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("keyPackage"), "the message names the field: {body}");
+    let token = user.identity.service_token(SERVICE_DID, nsid);
+    let response = reqwest::Client::new()
+        .post(world.server.url(&format!("/xrpc/{nsid}")))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "InvalidRequest");
+}
+
+#[tokio::test]
+async fn without_a_service_did_the_mls_surface_says_it_is_not_configured() {
+    let server = TestServer::start().await;
+    let (status, body) = get(server.url("/xrpc/blue.catbird.mls.getKeyPackageStatus")).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("MethodNotImplemented")));
+    assert!(body["message"].as_str().unwrap().contains("--service-did"), "{body}");
+    let (status, _) = get(server.url("/.well-known/did.json")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn our_did_document_names_the_mls_service_entry() {
+    let world = MlsWorld::with_flags(&[("--service-endpoint", "https://mls.obscura.test/")]).await;
+    let (status, body) = get(world.server.url("/.well-known/did.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["id"], SERVICE_DID);
+    assert_eq!(body["service"][0]["id"], "#atproto_mls");
+    assert_eq!(body["service"][0]["serviceEndpoint"], "https://mls.obscura.test");
+}
+
+#[tokio::test]
+async fn each_caller_has_its_own_allowance_per_method() {
+    let world = MlsWorld::with_flags(&[("--xrpc-rate-limit-per-minute", "1"), ("--xrpc-rate-limit-burst", "2")]).await;
+    let (alice, bob) = (world.user(), world.user());
+    let status = "blue.catbird.mls.getKeyPackageStatus";
+    for _ in 0..2 {
+        assert_eq!(alice.query(status, &[]).await.0, StatusCode::OK);
+    }
+    let (code, body) = alice.query(status, &[]).await;
+    assert_eq!((code, body["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("RateLimitExceeded")));
+    assert_eq!(bob.query(status, &[]).await.0, StatusCode::OK, "another caller is not affected");
+    let fetch = alice.query("blue.catbird.mls.getKeyPackages", &[("dids", bob.did().to_owned())]).await;
+    assert_eq!(fetch.0, StatusCode::OK, "another method is not affected: {}", fetch.1);
+}

@@ -1,0 +1,118 @@
+//! An XRPC client acting as a user's PDS would: every call carries a fresh service token for
+//! the called method, signed with the user's key.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::atproto::AtprotoIdentity;
+
+/// Calls XRPC methods of one server as one identity.
+#[derive(Clone)]
+pub struct XrpcClient {
+    http: reqwest::Client,
+    base: String,
+    /// The audience tokens name (the server's `--service-did`).
+    pub aud: String,
+    pub identity: Arc<AtprotoIdentity>,
+}
+
+/// A response: status and JSON body (`Value::Null` when the body is not JSON).
+pub type Reply = (StatusCode, Value);
+
+impl XrpcClient {
+    #[must_use]
+    pub fn new(base: &str, aud: &str, identity: AtprotoIdentity) -> Self {
+        Self { http: reqwest::Client::new(), base: base.to_owned(), aud: aud.to_owned(), identity: Arc::new(identity) }
+    }
+
+    /// The caller's DID.
+    #[must_use]
+    pub fn did(&self) -> &str {
+        &self.identity.did
+    }
+
+    /// `GET /xrpc/<nsid>?params` with a fresh token.
+    pub async fn query(&self, nsid: &str, params: &[(&str, String)]) -> Reply {
+        let token = self.identity.service_token(&self.aud, nsid);
+        self.query_with_token(nsid, params, Some(&token)).await
+    }
+
+    /// `POST /xrpc/<nsid>` with a JSON body and a fresh token.
+    pub async fn procedure(&self, nsid: &str, body: &Value) -> Reply {
+        let token = self.identity.service_token(&self.aud, nsid);
+        self.procedure_with_token(nsid, body, Some(&token)).await
+    }
+
+    /// A query with the given token (or none).
+    pub async fn query_with_token(&self, nsid: &str, params: &[(&str, String)], token: Option<&str>) -> Reply {
+        let mut request = self.http.get(format!("{}/xrpc/{nsid}", self.base)).query(params);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    /// A procedure with the given token (or none).
+    pub async fn procedure_with_token(&self, nsid: &str, body: &Value, token: Option<&str>) -> Reply {
+        let mut request = self.http.post(format!("{}/xrpc/{nsid}", self.base)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+}
+
+async fn read(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// The service DID test servers run the MLS surface under.
+pub const SERVICE_DID: &str = "did:web:mls.obscura.test";
+
+/// A server with the MLS surface on, and the fake PLC directory its users live in.
+pub struct MlsWorld {
+    pub plc: crate::plc::FakePlc,
+    pub server: crate::TestServer,
+}
+
+impl MlsWorld {
+    pub async fn start() -> Self {
+        Self::with_flags(&[]).await
+    }
+
+    /// A server with extra flags (the MLS ones are filled in unless given).
+    pub async fn with_flags(flags: &[(&str, &str)]) -> Self {
+        let plc = crate::plc::FakePlc::start().await;
+        let plc_url = plc.url().to_owned();
+        let mut all: Vec<(&str, &str)> = flags.to_vec();
+        for (flag, value) in [("--service-did", SERVICE_DID), ("--plc-directory-url", plc_url.as_str())] {
+            if !all.iter().any(|(set, _)| *set == flag) {
+                all.push((flag, value));
+            }
+        }
+        let server = crate::TestServer::with_flags(&all).await;
+        Self { plc, server }
+    }
+
+    /// A new user with a K-256 key, published in the directory.
+    pub fn user(&self) -> XrpcClient {
+        self.user_with(crate::atproto::Curve::K256)
+    }
+
+    /// A new user with a key on `curve`, published in the directory.
+    pub fn user_with(&self, curve: crate::atproto::Curve) -> XrpcClient {
+        let identity = AtprotoIdentity::generate(curve);
+        self.plc.publish(&identity.did, &identity.multikey());
+        self.client(identity)
+    }
+
+    /// A client for an identity (published or not).
+    #[must_use]
+    pub fn client(&self, identity: AtprotoIdentity) -> XrpcClient {
+        XrpcClient::new(&self.server.base, SERVICE_DID, identity)
+    }
+}
