@@ -54,6 +54,7 @@ use crate::services::tokens::Tokens;
 use crate::transport::listener::{ApiListener, PeerAddr};
 use crate::transport::rate_limit::{IpTier, Limiter};
 use crate::transport::tls::{self, ReloadableCert, TlsError};
+use crate::transport::xrpc::proxy::DevProxy;
 use crate::transport::xrpc::{MlsServices, XrpcState};
 use crate::transport::{api_router, mgmt::mgmt_router, AppState, RateLimits};
 use crate::workers::{self, expiry};
@@ -77,6 +78,8 @@ pub enum AppError {
     Tls(#[from] TlsError),
     #[error("DID resolver: {0}")]
     Resolver(#[from] crate::ports::did::ResolveError),
+    #[error("HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
 }
 
 /// A built server, listening but not yet serving.
@@ -224,12 +227,21 @@ impl App {
                     tracing::warn!("development mode: HS256 caller tokens are accepted (JWT_SECRET is set)");
                 }
                 let key_packages = Arc::new(KeyPackages::new(store.clone(), Arc::clone(&clock), mls.key_packages));
+                let body_limit = settings.max_message_bytes.saturating_mul(4) / 3 + 64 * 1024;
+                let proxy = match &mls.proxy {
+                    Some(upstream) => {
+                        tracing::warn!(upstream = %upstream, "development proxy on: unknown XRPC methods are forwarded");
+                        Some(Arc::new(DevProxy::new(upstream.clone(), body_limit)?))
+                    }
+                    None => None,
+                };
                 Some(XrpcState {
                     auth: Arc::new(ServiceAuth::new(mls.auth.clone(), resolver, replay, Arc::clone(&clock))),
                     mls: MlsServices { key_packages },
                     limiter: Arc::new(Limiter::new("xrpc", mls.rate, shared())),
                     endpoint: mls.endpoint.clone(),
-                    body_limit: settings.max_message_bytes.saturating_mul(4) / 3 + 64 * 1024,
+                    body_limit,
+                    proxy,
                 })
             }
             None => None,

@@ -65,6 +65,12 @@ pub struct MlsFlags {
     /// Seconds a fetched KeyPackage stays reserved for the user who fetched it
     #[arg(long, env = "OBSCURA_MLS_KEY_PACKAGE_RESERVATION_SECS", default_value_t = 300)]
     pub key_package_reservation_secs: u64,
+    /// Development only: forward XRPC methods this server lacks to --upstream-xrpc-base (needs --dev-jwt-secret)
+    #[arg(long, env = "ENABLE_DIRECT_XRPC_PROXY", default_value_t = false, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub enable_direct_xrpc_proxy: bool,
+    /// Where the development proxy forwards to
+    #[arg(long, env = "UPSTREAM_XRPC_BASE", default_value = "http://127.0.0.1:3000")]
+    pub upstream_xrpc_base: String,
     /// XRPC calls per minute per caller DID and method
     #[arg(long, env = "OBSCURA_MLS_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
     pub xrpc_rate_limit_per_minute: u32,
@@ -83,6 +89,8 @@ pub struct MlsSettings {
     pub cache: CacheSettings,
     pub rate: Rate,
     pub key_packages: KeyPackageLimits,
+    /// The development proxy's upstream, when on.
+    pub proxy: Option<url::Url>,
 }
 
 fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -107,8 +115,35 @@ fn positive_secs(flag: &'static str, value: u64) -> Result<Duration, ConfigError
     Ok(Duration::from_secs(value))
 }
 
+/// The development proxy's upstream: only in development mode, and never this server itself
+/// (the default upstream is the default API address: forwarding there would loop).
+fn proxy_settings(flags: &MlsFlags, api_port: u16) -> Result<Option<url::Url>, ConfigError> {
+    if !flags.enable_direct_xrpc_proxy {
+        return Ok(None);
+    }
+    let flag = "enable-direct-xrpc-proxy";
+    if trimmed(&flags.service_did).is_none() || trimmed(&flags.dev_jwt_secret).is_none() {
+        return Err(invalid(
+            flag,
+            "is a development feature: it needs --service-did and --dev-jwt-secret (JWT_SECRET)",
+        ));
+    }
+    let upstream = http_url("upstream-xrpc-base", flags.upstream_xrpc_base.trim())?;
+    let local = match upstream.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => false,
+    };
+    if local && upstream.port_or_known_default() == Some(api_port) {
+        return Err(invalid("upstream-xrpc-base", "points at this server's own API port; requests would loop"));
+    }
+    Ok(Some(upstream))
+}
+
 /// `None` when no service DID is configured (the MLS surface is off).
-pub fn mls_settings(flags: &MlsFlags) -> Result<Option<MlsSettings>, ConfigError> {
+pub fn mls_settings(flags: &MlsFlags, api_port: u16) -> Result<Option<MlsSettings>, ConfigError> {
+    let proxy = proxy_settings(flags, api_port)?;
     let Some(did) = trimmed(&flags.service_did) else {
         return Ok(None);
     };
@@ -161,5 +196,6 @@ pub fn mls_settings(flags: &MlsFlags) -> Result<Option<MlsSettings>, ConfigError
             .unwrap_or(u32::MAX),
             reservation: positive_secs("key-package-reservation-secs", flags.key_package_reservation_secs)?,
         },
+        proxy,
     }))
 }

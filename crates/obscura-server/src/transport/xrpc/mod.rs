@@ -7,11 +7,13 @@ pub mod error;
 pub mod extract;
 pub mod identity;
 pub mod key_packages;
+pub mod proxy;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use self::error::XrpcError;
@@ -36,6 +38,8 @@ pub struct XrpcState {
     pub endpoint: Option<url::Url>,
     /// Largest request body of the XRPC surface.
     pub body_limit: usize,
+    /// Development only: where unknown methods are forwarded.
+    pub proxy: Option<Arc<proxy::DevProxy>>,
 }
 
 /// The XRPC routes plus `/.well-known/did.json`; without an `XrpcState` (no `--service-did`)
@@ -60,13 +64,18 @@ async fn not_configured() -> XrpcError {
     )
 }
 
-async fn unknown_method(request: Request) -> XrpcError {
-    let (parts, _) = request.into_parts();
-    match extract::called_nsid(&parts) {
-        Ok(nsid) => {
-            XrpcError::named(StatusCode::NOT_FOUND, "MethodNotImplemented", format!("Method not implemented: {nsid}"))
+async fn unknown_method(State(state): State<XrpcState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let nsid = match extract::called_nsid(&parts) {
+        Ok(nsid) => nsid,
+        Err(err) => return err.into_response(),
+    };
+    match &state.proxy {
+        Some(proxy) => proxy.forward(Request::from_parts(parts, body)).await,
+        None => {
+            let message = format!("Method not implemented: {nsid}");
+            XrpcError::named(StatusCode::NOT_FOUND, "MethodNotImplemented", message).into_response()
         }
-        Err(err) => err,
     }
 }
 

@@ -2,4 +2,5 @@
 
 mod auth;
 mod key_packages;
+mod proxy;
 mod xrpc;
