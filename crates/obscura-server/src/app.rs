@@ -312,6 +312,7 @@ impl App {
         let batch = s.attachment_cleanup_batch;
         let key_packages = self.store.clone() as Arc<dyn KeyPackageStore>;
         let limits = self.state.limits.clone();
+        let xrpc_limiter = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.limiter));
         let mls_clock = Arc::clone(&self.clock);
         let mut handles = Vec::new();
         if let Some(push) = &self.push {
@@ -340,6 +341,9 @@ impl App {
             }),
             workers::every("rate-limit-sweep", s.rate_limits.sweep_interval, cancel.clone(), move || {
                 limits.sweep();
+                if let Some(limiter) = &xrpc_limiter {
+                    limiter.sweep();
+                }
                 std::future::ready(())
             }),
         ]);

@@ -107,7 +107,7 @@ pub fn api_router(state: AppState) -> Router {
         .with_state(state.clone())
         .merge(
             xrpc::router(state.xrpc.clone())
-                .layer(middleware::from_fn_with_state(state.limits.standard.clone(), rate_limit::limit_by_ip)),
+                .layer(middleware::from_fn_with_state(state.limits.standard.clone(), xrpc::limit_by_ip)),
         )
         .layer(middleware::from_fn(record_request))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {

@@ -144,7 +144,16 @@ pub struct IpTier {
 }
 
 /// Middleware: resolve the client IP, then admit or refuse with 429.
-pub async fn limit_by_ip(State(tier): State<IpTier>, mut request: Request, next: Next) -> Response {
+pub async fn limit_by_ip(State(tier): State<IpTier>, request: Request, next: Next) -> Response {
+    match admit_client(&tier, request).await {
+        Ok(request) => next.run(request).await,
+        Err(wait) => ApiError::RateLimited { retry_after_secs: retry_after_secs(wait) }.into_response(),
+    }
+}
+
+/// Admits the request's client address in `tier` (recording it on the request), or says how
+/// long to wait. Each surface wraps this in its own error shape.
+pub async fn admit_client(tier: &IpTier, mut request: Request) -> Result<Request, Duration> {
     let peer = request
         .extensions()
         .get::<ConnectInfo<PeerAddr>>()
@@ -152,10 +161,10 @@ pub async fn limit_by_ip(State(tier): State<IpTier>, mut request: Request, next:
     let ip = client_ip(peer, request.headers(), &tier.trusted);
     if let Err(wait) = tier.limiter.check(ip).await {
         tracing::info!(tier = tier.limiter.name, "rate limited");
-        return ApiError::RateLimited { retry_after_secs: retry_after_secs(wait) }.into_response();
+        return Err(wait);
     }
     request.extensions_mut().insert(ClientIp(ip));
-    next.run(request).await
+    Ok(request)
 }
 
 #[cfg(test)]

@@ -85,7 +85,10 @@ async fn publish_batch(
     XrpcJson(input): XrpcJson<BatchInput>,
 ) -> Result<Json<BatchOutput>, XrpcError> {
     let limit = crate::services::mls::key_packages::MAX_BATCH;
-    if input.key_packages.is_empty() || input.key_packages.len() > limit {
+    if input.key_packages.is_empty() {
+        return Err(XrpcError::invalid("keyPackages must not be empty"));
+    }
+    if input.key_packages.len() > limit {
         return Err(MlsError::BatchTooLarge { limit }.into());
     }
     // Items that do not decode fail on their own, like items the service refuses.

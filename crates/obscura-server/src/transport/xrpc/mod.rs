@@ -56,6 +56,19 @@ pub fn router(state: Option<XrpcState>) -> Router {
         .with_state(state)
 }
 
+/// The per-IP tier in front of the XRPC surface, refusing with an XRPC error body.
+pub async fn limit_by_ip(
+    State(tier): State<crate::transport::rate_limit::IpTier>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match crate::transport::rate_limit::admit_client(&tier, request).await {
+        Ok(request) => next.run(request).await,
+        Err(wait) => XrpcError::RateLimited { retry_after_secs: crate::transport::rate_limit::retry_after_secs(wait) }
+            .into_response(),
+    }
+}
+
 async fn not_configured() -> XrpcError {
     XrpcError::named(
         StatusCode::NOT_FOUND,

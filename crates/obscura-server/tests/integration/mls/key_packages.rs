@@ -124,6 +124,8 @@ async fn batches_report_each_failure_by_index() {
     assert_eq!((body["succeeded"].as_u64(), body["failed"].as_u64()), (Some(3), Some(2)), "{body}");
     let indexes: Vec<u64> = body["errors"].as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
     assert_eq!(indexes, [1, 4]);
+    let empty = alice.procedure(PUBLISH_BATCH, &json!({"keyPackages": []})).await;
+    assert_eq!(error(&empty), (StatusCode::BAD_REQUEST, "InvalidRequest"));
     let too_many: Vec<Value> = (0..101).map(|_| item(b"x")).collect();
     let reply = alice.procedure(PUBLISH_BATCH, &json!({"keyPackages": too_many})).await;
     assert_eq!(error(&reply), (StatusCode::BAD_REQUEST, "BatchTooLarge"));

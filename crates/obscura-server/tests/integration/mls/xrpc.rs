@@ -83,3 +83,15 @@ async fn each_caller_has_its_own_allowance_per_method() {
     let fetch = alice.query("blue.catbird.mls.getKeyPackages", &[("dids", bob.did().to_owned())]).await;
     assert_eq!(fetch.0, StatusCode::OK, "another method is not affected: {}", fetch.1);
 }
+
+#[tokio::test]
+async fn the_per_ip_limit_answers_xrpc_callers_in_xrpc_form() {
+    let world = MlsWorld::with_flags(&[("--rate-limit-per-second", "1"), ("--rate-limit-burst", "1")]).await;
+    let url = world.server.url("/xrpc/blue.catbird.mls.getKeyPackageStatus");
+    let _ = get(url.clone()).await;
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "RateLimitExceeded", "{body}");
+}
