@@ -40,6 +40,12 @@ impl TestCa {
         ServerCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
     }
 
+    /// This authority's certificate, DER-encoded (to add as a trusted root).
+    #[must_use]
+    pub fn der(&self) -> Vec<u8> {
+        self.cert.der().to_vec()
+    }
+
     /// An HTTP client that trusts this authority only.
     #[must_use]
     pub fn https_client(&self) -> reqwest::Client {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 
-use super::settings::{ConfigError, Rate};
+use super::settings::{at_least_one, invalid, non_empty as trimmed, secs as positive_secs, ConfigError, Rate};
 use crate::adapters::did::cache::CacheSettings;
 use crate::adapters::did::ResolverSettings;
 use crate::domain::did::Did;
@@ -93,26 +93,11 @@ pub struct MlsSettings {
     pub proxy: Option<url::Url>,
 }
 
-fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { flag, reason: reason.into() }
-}
-
-fn trimmed(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
 fn http_url(flag: &'static str, text: &str) -> Result<url::Url, ConfigError> {
     url::Url::parse(text)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| invalid(flag, "must be an http:// or https:// URL"))
-}
-
-fn positive_secs(flag: &'static str, value: u64) -> Result<Duration, ConfigError> {
-    if value == 0 {
-        return Err(invalid(flag, "must be at least 1"));
-    }
-    Ok(Duration::from_secs(value))
 }
 
 /// The development proxy's upstream: only in development mode, and never this server itself
@@ -160,11 +145,8 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16) -> Result<Option<MlsSetting
     if service_id.is_empty() || !service_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return Err(invalid("service-id", "must be letters, digits, '_' or '-'"));
     }
-    let per_minute = flags.xrpc_rate_limit_per_minute;
-    let burst = flags.xrpc_rate_limit_burst;
-    if per_minute == 0 || burst == 0 {
-        return Err(invalid("xrpc-rate-limit-per-minute", "rate and burst must be at least 1"));
-    }
+    let per_minute = at_least_one("xrpc-rate-limit-per-minute", flags.xrpc_rate_limit_per_minute)?;
+    let burst = at_least_one("xrpc-rate-limit-burst", flags.xrpc_rate_limit_burst)?;
     let ttl = positive_secs("did-cache-ttl-secs", flags.did_cache_ttl_secs)?;
     Ok(Some(MlsSettings {
         auth: ServiceAuthSettings {
@@ -190,10 +172,7 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16) -> Result<Option<MlsSetting
         },
         rate: Rate { per_period: per_minute, period: Duration::from_secs(60), burst },
         key_packages: KeyPackageLimits {
-            per_user: u32::try_from(
-                positive_secs("max-key-packages-per-user", u64::from(flags.max_key_packages_per_user))?.as_secs(),
-            )
-            .unwrap_or(u32::MAX),
+            per_user: at_least_one("max-key-packages-per-user", flags.max_key_packages_per_user)?,
             reservation: positive_secs("key-package-reservation-secs", flags.key_package_reservation_secs)?,
         },
         proxy,

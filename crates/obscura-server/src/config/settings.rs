@@ -31,7 +31,7 @@ pub enum ConfigError {
     DataDir(#[source] std::io::Error),
 }
 
-fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { flag, reason: reason.into() }
 }
 
@@ -169,14 +169,14 @@ pub struct PushSettings {
     pub lease: Duration,
 }
 
-fn at_least_one<T: PartialOrd + From<u8>>(flag: &'static str, value: T) -> Result<T, ConfigError> {
+pub(super) fn at_least_one<T: PartialOrd + From<u8>>(flag: &'static str, value: T) -> Result<T, ConfigError> {
     if value < T::from(1) {
         return Err(invalid(flag, "must be at least 1"));
     }
     Ok(value)
 }
 
-fn secs(flag: &'static str, value: u64) -> Result<Duration, ConfigError> {
+pub(super) fn secs(flag: &'static str, value: u64) -> Result<Duration, ConfigError> {
     at_least_one(flag, value).map(Duration::from_secs)
 }
 
@@ -297,7 +297,7 @@ pub fn database_url(cli: &Cli) -> Result<String, ConfigError> {
 
 /// A flag's value without surrounding spaces; a blank value counts as unset (an empty
 /// environment variable in a manifest, say).
-fn non_empty(value: &Option<String>) -> Option<&str> {
+pub(super) fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 

@@ -83,7 +83,7 @@ pub enum AuthError {
     Replayed,
     #[error("token signature: {0}")]
     Signature(SignatureError),
-    #[error("token signed with a {0:?} algorithm the issuer's key does not use")]
+    #[error("token signed with {0}, an algorithm the issuer's key does not use")]
     KeyMismatch(&'static str),
     /// The issuer's DID document could not be used (not found, unsupported, forbidden, invalid).
     #[error("issuer: {0}")]

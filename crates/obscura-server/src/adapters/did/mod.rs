@@ -52,20 +52,22 @@ impl HttpResolver {
 
     /// A resolver that also trusts `extra_roots` (DER certificates; tests use their own CA).
     pub fn with_roots(settings: ResolverSettings, extra_roots: &[Vec<u8>]) -> Result<Self, ResolveError> {
-        let builder = || {
-            let mut builder = reqwest::Client::builder()
-                .redirect(redirect::Policy::none())
-                .timeout(settings.timeout)
-                .connect_timeout(settings.timeout)
-                .user_agent(concat!("obscura-server/", env!("CARGO_PKG_VERSION")));
-            for der in extra_roots {
-                if let Ok(cert) = reqwest::Certificate::from_der(der) {
-                    builder = builder.add_root_certificate(cert);
-                }
-            }
-            builder
-        };
         let build_error = |e: reqwest::Error| ResolveError::Unreachable(format!("HTTP client: {e}"));
+        let roots = extra_roots
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(build_error)?;
+        let builder = || {
+            roots.iter().fold(
+                reqwest::Client::builder()
+                    .redirect(redirect::Policy::none())
+                    .timeout(settings.timeout)
+                    .connect_timeout(settings.timeout)
+                    .user_agent(concat!("obscura-server/", env!("CARGO_PKG_VERSION"))),
+                |builder, root| builder.add_root_certificate(root.clone()),
+            )
+        };
         let plc = builder().build().map_err(build_error)?;
         let web = if settings.allow_private { builder() } else { builder().dns_resolver(Arc::new(guard::PublicOnly)) };
         Ok(Self { plc, web: web.https_only(true).build().map_err(build_error)?, settings })

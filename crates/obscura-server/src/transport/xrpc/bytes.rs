@@ -1,7 +1,8 @@
-//! Binary fields of XRPC bodies. Lexicon `bytes` travel as `{"$bytes": "<base64>"}`; some
-//! lexicon fields are plain base64 strings. Both are read leniently (standard or URL-safe
-//! alphabet, padded or not); `bytes` are written as standard unpadded base64 (the ATProto
-//! form), string fields the lexicon calls base64url as unpadded base64url.
+//! Binary fields of XRPC bodies. Lexicon `bytes` travel as `{"$bytes": "<base64>"}` (the
+//! message and commit fields to come); several lexicon fields are plain base64 strings. Both
+//! are read leniently (standard or URL-safe alphabet, padded or not); `bytes` are written as
+//! standard unpadded base64 (the ATProto form), string fields the lexicon calls base64url as
+//! unpadded base64url.
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -54,23 +55,6 @@ impl<'de> Deserialize<'de> for LexBytes {
     }
 }
 
-/// A lexicon `string` field that carries base64 (several MLS fields do).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Base64String(pub Vec<u8>);
-
-impl Serialize for Base64String {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&encode_base64(&self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Base64String {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        decode_base64(&text).map(Self).ok_or_else(|| serde::de::Error::custom("not base64"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,7 +69,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&LexBytes(vec![0xfb, 0xff])).unwrap(), r#"{"$bytes":"+/8"}"#);
         assert!(serde_json::from_str::<LexBytes>(r#"{"$bytes":"not base64!"}"#).is_err());
         assert!(serde_json::from_str::<LexBytes>(r#""AAAA""#).is_err());
-        let s: Base64String = serde_json::from_str(r#""AAE=""#).unwrap();
-        assert_eq!(s.0, [0, 1]);
+        assert_eq!(decode_base64("AAE="), Some(vec![0, 1]));
+        assert_eq!(decode_base64("AAE"), Some(vec![0, 1]));
     }
 }

@@ -1,6 +1,7 @@
 //! Conformance of every adapter to its port.
 
 mod blob_stores;
+mod did_resolvers;
 mod memory_push_queue;
 mod notifiers;
 mod postgres_store;
