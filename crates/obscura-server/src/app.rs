@@ -33,7 +33,7 @@ use crate::adapters::ttl_cache::redis::RedisTtlCache;
 use crate::config::Settings;
 use crate::ports::blobs::BlobStore;
 use crate::ports::clock::Clock;
-use crate::ports::mls::KeyPackageStore;
+use crate::ports::mls::{ConvoStore, KeyPackageStore};
 use crate::ports::notifier::Notifier;
 use crate::ports::push::{PushProvider, PushQueue};
 use crate::ports::rate_limit::SharedRateLimiter;
@@ -44,6 +44,7 @@ use crate::services::attachments::Attachments;
 use crate::services::delivery::Delivery;
 use crate::services::health::Health;
 use crate::services::messaging::Messaging;
+use crate::services::mls::convos::Conversations;
 use crate::services::mls::key_packages::KeyPackages;
 use crate::services::passwords::Passwords;
 use crate::services::prekeys::PreKeys;
@@ -227,7 +228,10 @@ impl App {
                     tracing::warn!("development mode: HS256 caller tokens are accepted (JWT_SECRET is set)");
                 }
                 let key_packages = Arc::new(KeyPackages::new(store.clone(), Arc::clone(&clock), mls.key_packages));
-                let body_limit = settings.max_message_bytes.saturating_mul(4) / 3 + 64 * 1024;
+                let convos = Arc::new(Conversations::new(store.clone(), Arc::clone(&clock), mls.convos));
+                // The largest call carries a commit plus a Welcome or GroupInfo, base64 in JSON.
+                let largest = mls.convos.max_message_bytes.saturating_add(mls.convos.max_group_state_bytes);
+                let body_limit = largest.max(settings.max_message_bytes).saturating_mul(4) / 3 + 64 * 1024;
                 let proxy = match &mls.proxy {
                     Some(upstream) => {
                         tracing::warn!(upstream = %upstream, "development proxy on: unknown XRPC methods are forwarded");
@@ -237,7 +241,7 @@ impl App {
                 };
                 Some(XrpcState {
                     auth: Arc::new(ServiceAuth::new(mls.auth.clone(), resolver, replay, Arc::clone(&clock))),
-                    mls: MlsServices { key_packages },
+                    mls: MlsServices { key_packages, convos },
                     limiter: Arc::new(Limiter::new("xrpc", mls.rate, shared())),
                     endpoint: mls.endpoint.clone(),
                     body_limit,
@@ -311,6 +315,7 @@ impl App {
         let attachments = Arc::clone(&self.attachments);
         let batch = s.attachment_cleanup_batch;
         let key_packages = self.store.clone() as Arc<dyn KeyPackageStore>;
+        let convo_data = self.store.clone() as Arc<dyn ConvoStore>;
         let limits = self.state.limits.clone();
         let xrpc_limiter = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.limiter));
         let mls_clock = Arc::clone(&self.clock);
@@ -332,8 +337,12 @@ impl App {
                 }
             }),
             workers::every("mls-expiry", s.cleanup_interval, cancel.clone(), move || {
-                let (key_packages, clock) = (Arc::clone(&key_packages), Arc::clone(&mls_clock));
-                async move { expiry::expire_key_packages(&key_packages, &clock).await }
+                let (key_packages, convo_data) = (Arc::clone(&key_packages), Arc::clone(&convo_data));
+                let clock = Arc::clone(&mls_clock);
+                async move {
+                    expiry::expire_key_packages(&key_packages, &clock).await;
+                    expiry::expire_convo_data(&convo_data, &clock).await;
+                }
             }),
             workers::every("attachment-expiry", s.attachment_cleanup_interval, cancel.clone(), move || {
                 let attachments = Arc::clone(&attachments);

@@ -11,6 +11,7 @@ use super::settings::{at_least_one, invalid, non_empty as trimmed, secs as posit
 use crate::adapters::did::cache::CacheSettings;
 use crate::adapters::did::ResolverSettings;
 use crate::domain::did::Did;
+use crate::services::mls::convos::ConvoLimits;
 use crate::services::mls::key_packages::KeyPackageLimits;
 use crate::services::service_auth::ServiceAuthSettings;
 
@@ -71,6 +72,15 @@ pub struct MlsFlags {
     /// Where the development proxy forwards to
     #[arg(long, env = "UPSTREAM_XRPC_BASE", default_value = "http://127.0.0.1:3000")]
     pub upstream_xrpc_base: String,
+    /// Most members of one MLS conversation, creator included
+    #[arg(long, env = "OBSCURA_MLS_MAX_MEMBERS", default_value_t = 1000)]
+    pub mls_max_members: u32,
+    /// Largest MLS commit or application message in bytes (after padding)
+    #[arg(long, env = "OBSCURA_MLS_MAX_MESSAGE_BYTES", default_value_t = 1_048_576)]
+    pub mls_max_message_bytes: usize,
+    /// Largest MLS GroupInfo or Welcome in bytes
+    #[arg(long, env = "OBSCURA_MLS_MAX_GROUP_INFO_BYTES", default_value_t = 1_048_576)]
+    pub mls_max_group_info_bytes: usize,
     /// XRPC calls per minute per caller DID and method
     #[arg(long, env = "OBSCURA_MLS_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
     pub xrpc_rate_limit_per_minute: u32,
@@ -89,8 +99,16 @@ pub struct MlsSettings {
     pub cache: CacheSettings,
     pub rate: Rate,
     pub key_packages: KeyPackageLimits,
+    pub convos: ConvoLimits,
     /// The development proxy's upstream, when on.
     pub proxy: Option<url::Url>,
+}
+
+fn at_least_two(flag: &'static str, value: u32) -> Result<u32, ConfigError> {
+    if value < 2 {
+        return Err(invalid(flag, "must be at least 2 (a conversation has its creator and someone else)"));
+    }
+    Ok(value)
 }
 
 fn http_url(flag: &'static str, text: &str) -> Result<url::Url, ConfigError> {
@@ -126,8 +144,9 @@ fn proxy_settings(flags: &MlsFlags, api_port: u16) -> Result<Option<url::Url>, C
     Ok(Some(upstream))
 }
 
-/// `None` when no service DID is configured (the MLS surface is off).
-pub fn mls_settings(flags: &MlsFlags, api_port: u16) -> Result<Option<MlsSettings>, ConfigError> {
+/// `None` when no service DID is configured (the MLS surface is off). Conversation logs are
+/// kept for `retention` (`--ttl-days`, shared with v1 messages).
+pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Result<Option<MlsSettings>, ConfigError> {
     let proxy = proxy_settings(flags, api_port)?;
     let Some(did) = trimmed(&flags.service_did) else {
         return Ok(None);
@@ -174,6 +193,12 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16) -> Result<Option<MlsSetting
         key_packages: KeyPackageLimits {
             per_user: at_least_one("max-key-packages-per-user", flags.max_key_packages_per_user)?,
             reservation: positive_secs("key-package-reservation-secs", flags.key_package_reservation_secs)?,
+        },
+        convos: ConvoLimits {
+            max_members: at_least_two("mls-max-members", flags.mls_max_members)?,
+            max_message_bytes: at_least_one("mls-max-message-bytes", flags.mls_max_message_bytes)?,
+            max_group_state_bytes: at_least_one("mls-max-group-info-bytes", flags.mls_max_group_info_bytes)?,
+            retention,
         },
         proxy,
     }))

@@ -278,7 +278,7 @@ impl Settings {
             },
             pubsub,
             tls: tls_settings(cli)?,
-            mls: super::mls::mls_settings(&cli.mls, cli.server_port)?,
+            mls: super::mls::mls_settings(&cli.mls, cli.server_port, days(cli.ttl_days))?,
         })
     }
 }

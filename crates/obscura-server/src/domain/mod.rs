@@ -7,6 +7,7 @@ pub mod ids;
 pub mod keys;
 pub mod message;
 pub mod mls;
+pub mod mls_framing;
 pub mod nsid;
 pub mod time;
 pub mod username;

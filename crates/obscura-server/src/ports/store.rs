@@ -244,7 +244,13 @@ pub trait PushTokenStore: Send + Sync + 'static {
 /// Every store port at once: what one database adapter provides.
 #[async_trait]
 pub trait Store:
-    AccountStore + PreKeyStore + MessageStore + AttachmentStore + PushTokenStore + crate::ports::mls::KeyPackageStore
+    AccountStore
+    + PreKeyStore
+    + MessageStore
+    + AttachmentStore
+    + PushTokenStore
+    + crate::ports::mls::KeyPackageStore
+    + crate::ports::mls::ConvoStore
 {
     /// Closes the connections, waiting for statements in flight (on shutdown).
     async fn close(&self);

@@ -32,6 +32,7 @@ pub const ATTACHMENT_CLEANUP_ERRORS: &str = "obscura_attachment_cleanup_errors_t
 pub const ATTACHMENT_ORPHANS_DELETED: &str = "obscura_attachment_orphans_deleted_total";
 pub const REFRESH_TOKENS_EXPIRED: &str = "obscura_refresh_tokens_expired_total";
 pub const KEY_PACKAGES_EXPIRED: &str = "obscura_mls_key_packages_expired_total";
+pub const MLS_CONVO_DATA_EXPIRED: &str = "obscura_mls_convo_data_expired_total";
 pub const PUSHES: &str = "obscura_push_notifications_total";
 pub const RATE_LIMIT_DECISIONS: &str = "obscura_rate_limit_decisions_total";
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::ports::clock::Clock;
-use crate::ports::mls::KeyPackageStore;
+use crate::ports::mls::{ConvoStore, KeyPackageStore};
 use crate::ports::store::{AccountStore, MessageStore, StoreError};
 use crate::services::attachments::Attachments;
 use crate::telemetry::metrics as m;
@@ -40,6 +40,14 @@ where
 pub async fn expire_key_packages(key_packages: &Arc<dyn KeyPackageStore>, clock: &Arc<dyn Clock>) {
     delete_in_batches("key packages", m::KEY_PACKAGES_EXPIRED, || {
         key_packages.delete_expired_key_packages(clock.now(), BATCH)
+    })
+    .await;
+}
+
+/// Deletes MLS log entries and unconfirmed Welcomes past their retention (`--ttl-days`).
+pub async fn expire_convo_data(convos: &Arc<dyn ConvoStore>, clock: &Arc<dyn Clock>) {
+    delete_in_batches("mls conversation data", m::MLS_CONVO_DATA_EXPIRED, || {
+        convos.delete_expired_convo_data(clock.now(), BATCH)
     })
     .await;
 }

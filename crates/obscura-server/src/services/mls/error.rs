@@ -1,6 +1,7 @@
 //! The MLS services' error: one variant per rule a request can break, named like the lexicon
 //! errors they become (the mapping to statuses lives in `transport::xrpc::error`).
 
+use crate::domain::did::Did;
 use crate::domain::mls::KeyPackageError;
 use crate::ports::store::StoreError;
 use crate::services::ServiceError;
@@ -23,6 +24,49 @@ pub enum MlsError {
     TooManyDids { limit: usize },
     #[error("invalid cursor")]
     InvalidCursor,
+    /// A field breaks the lexicon's rules in a way no named error covers.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("conversation not found")]
+    ConvoNotFound,
+    #[error("a conversation with this group id exists")]
+    ConvoExists,
+    #[error("the caller is not a member of the conversation")]
+    NotMember,
+    #[error("{0} is not a member of the conversation")]
+    TargetNotMember(Did),
+    #[error("only an admin of the conversation may do this")]
+    NotAdmin,
+    #[error("{0} is already a member")]
+    AlreadyMember(Did),
+    #[error("at most {limit} members per conversation")]
+    TooManyMembers { limit: u32 },
+    #[error("the last member cannot leave")]
+    LastMember,
+    #[error("use leaveConvo to remove yourself")]
+    CannotRemoveSelf,
+    #[error("{0}")]
+    KeyPackageNotFound(String),
+    #[error("the conversation is at epoch {current}")]
+    EpochMismatch { current: u64 },
+    #[error("invalid commit: {0}")]
+    InvalidCommit(String),
+    #[error("invalid Welcome: {0}")]
+    InvalidWelcome(String),
+    #[error("invalid GroupInfo: {0}")]
+    InvalidGroupInfo(String),
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
+    #[error("message is larger than {limit} bytes")]
+    MessageTooLarge { limit: usize },
+    #[error("another sender's message has this msgId")]
+    DuplicateMessageId,
+    #[error("no GroupInfo has been stored for this conversation")]
+    GroupInfoUnavailable,
+    #[error("no such Welcome waits for the caller")]
+    WelcomeNotFound,
+    #[error("invalid epoch range")]
+    InvalidEpochRange,
     /// Storage failed; becomes 503 or 500.
     #[error(transparent)]
     Service(#[from] ServiceError),

@@ -1,6 +1,7 @@
-//! The MLS Delivery Service use cases (DESIGN §3): KeyPackages now; conversations, commits,
-//! messages and Welcomes build on the same error type and store ports.
+//! The MLS Delivery Service use cases (DESIGN §3): KeyPackages, and conversations with their
+//! commits, messages, Welcomes and GroupInfo.
 
+pub mod convos;
 pub mod error;
 pub mod key_packages;
 

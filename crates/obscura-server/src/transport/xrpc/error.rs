@@ -52,6 +52,27 @@ impl XrpcError {
             M::BatchTooLarge { .. } => (bad, "BatchTooLarge"),
             M::TooManyDids { .. } => (bad, "TooManyDids"),
             M::InvalidCursor => (bad, "InvalidCursor"),
+            M::Invalid(_) => (bad, "InvalidRequest"),
+            M::ConvoNotFound => (StatusCode::NOT_FOUND, "ConvoNotFound"),
+            M::ConvoExists => (StatusCode::CONFLICT, "ConvoAlreadyExists"),
+            M::NotMember => (StatusCode::FORBIDDEN, "NotMember"),
+            M::TargetNotMember(_) => (bad, "NotMember"),
+            M::NotAdmin => (StatusCode::FORBIDDEN, "NotAdmin"),
+            M::AlreadyMember(_) => (StatusCode::CONFLICT, "AlreadyMember"),
+            M::TooManyMembers { .. } => (bad, "TooManyMembers"),
+            M::LastMember => (StatusCode::CONFLICT, "LastMember"),
+            M::CannotRemoveSelf => (bad, "CannotRemoveSelf"),
+            M::KeyPackageNotFound(_) => (bad, "KeyPackageNotFound"),
+            M::EpochMismatch { .. } => (StatusCode::CONFLICT, "EpochMismatch"),
+            M::InvalidCommit(_) => (bad, "InvalidCommit"),
+            M::InvalidWelcome(_) => (bad, "InvalidWelcome"),
+            M::InvalidGroupInfo(_) => (bad, "InvalidGroupInfo"),
+            M::InvalidMessage(_) => (bad, "InvalidMessage"),
+            M::MessageTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "MessageTooLarge"),
+            M::DuplicateMessageId => (StatusCode::CONFLICT, "DuplicateMessageId"),
+            M::GroupInfoUnavailable => (StatusCode::NOT_FOUND, "GroupInfoUnavailable"),
+            M::WelcomeNotFound => (StatusCode::NOT_FOUND, "WelcomeNotFound"),
+            M::InvalidEpochRange => (bad, "InvalidEpochRange"),
             M::Service(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
         }
     }
@@ -123,7 +144,12 @@ impl IntoResponse for XrpcError {
             }
             _ => {}
         }
-        let mut response = (status, Json(json!({ "error": name, "message": message }))).into_response();
+        let mut body = json!({ "error": name, "message": message });
+        if let (Self::Mls(MlsError::EpochMismatch { current }), Some(fields)) = (&self, body.as_object_mut()) {
+            // The loser of a commit race learns where to catch up to without another call.
+            fields.insert("currentEpoch".into(), json!(current));
+        }
+        let mut response = (status, Json(body)).into_response();
         if let Self::RateLimited { retry_after_secs } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }

@@ -3,10 +3,12 @@
 //! area holds the handlers, which parse, call one service method and encode.
 
 pub mod bytes;
+pub mod convos;
 pub mod error;
 pub mod extract;
 pub mod identity;
 pub mod key_packages;
+pub mod messages;
 pub mod proxy;
 
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use axum::Router;
 
 use self::error::XrpcError;
 use self::extract::MethodCall;
+use crate::services::mls::convos::Conversations;
 use crate::services::mls::key_packages::KeyPackages;
 use crate::services::service_auth::ServiceAuth;
 use crate::transport::rate_limit::Limiter;
@@ -26,6 +29,7 @@ use crate::transport::rate_limit::Limiter;
 #[derive(Clone)]
 pub struct MlsServices {
     pub key_packages: Arc<KeyPackages>,
+    pub convos: Arc<Conversations>,
 }
 
 /// Everything the XRPC handlers reach.
@@ -49,7 +53,11 @@ pub fn router(state: Option<XrpcState>) -> Router {
         return Router::new().nest("/xrpc", Router::new().fallback(not_configured));
     };
     let body_limit = state.body_limit;
-    let methods = key_packages::router().fallback(unknown_method).method_not_allowed_fallback(wrong_method);
+    let methods = key_packages::router()
+        .merge(convos::router())
+        .merge(messages::router())
+        .fallback(unknown_method)
+        .method_not_allowed_fallback(wrong_method);
     Router::new()
         .nest("/xrpc", methods.layer(DefaultBodyLimit::max(body_limit)))
         .merge(identity::router())

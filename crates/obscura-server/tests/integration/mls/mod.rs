@@ -1,6 +1,8 @@
-//! The MLS Delivery Service over XRPC: caller authentication, the XRPC framing, KeyPackages.
+//! The MLS Delivery Service over XRPC: caller authentication, the XRPC framing, KeyPackages,
+//! conversations.
 
 mod auth;
+mod convos;
 mod key_packages;
 mod proxy;
 mod xrpc;

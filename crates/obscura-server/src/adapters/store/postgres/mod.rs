@@ -7,6 +7,7 @@
 
 mod accounts;
 mod attachments;
+mod convos;
 mod key_packages;
 mod messages;
 mod prekeys;

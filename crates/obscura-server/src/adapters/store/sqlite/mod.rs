@@ -8,6 +8,7 @@
 mod accounts;
 mod attachments;
 pub mod backup;
+mod convos;
 mod key_packages;
 mod messages;
 mod prekeys;

@@ -1,5 +1,4 @@
-//! The persistent state of the MLS Delivery Service. As in `store`, every method is one atomic
-//! rule decided inside the adapter's transaction.
+//! KeyPackages of MLS clients: published, reserved for a requester, consumed by a Welcome.
 
 use async_trait::async_trait;
 

@@ -1,0 +1,188 @@
+//! Whether a conversation change may happen, and what it writes: the rule both database
+//! adapters apply to the state they read inside the change's transaction (after locking the
+//! conversation), so rights, roster and the epoch compare-and-set are decided together.
+
+use crate::domain::did::Did;
+use crate::ports::mls::{Changed, ConvoChange, RosterChange};
+
+/// The conversation as read under its lock.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub epoch: u64,
+    pub next_seq: u64,
+    /// Current members and whether each is an admin.
+    pub members: Vec<(String, bool)>,
+    /// `(epoch, seq)` of an already stored commit with the change's `msg_id`.
+    pub duplicate: Option<(u64, u64)>,
+}
+
+/// The writes of an allowed change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Users to make (or make again) members.
+    pub add: Vec<Did>,
+    /// A member whose membership ends.
+    pub remove: Option<Did>,
+    /// The epoch after the change.
+    pub epoch: u64,
+    /// The commit's place in the log.
+    pub seq: Option<u64>,
+}
+
+/// Decides `change` against `loaded`; `Err` carries the outcome of a refused (or repeated)
+/// change, which writes nothing.
+pub fn decide(change: &ConvoChange, loaded: &Loaded) -> Result<Plan, Changed> {
+    if let (Some(_), Some((epoch, seq))) = (&change.commit, loaded.duplicate) {
+        return Err(Changed::Duplicate { epoch: epoch.saturating_add(1), seq });
+    }
+    let role = |did: &Did| loaded.members.iter().find(|(member, _)| member == did.as_str()).map(|(_, admin)| *admin);
+    let Some(actor_is_admin) = role(&change.actor) else {
+        return Err(Changed::NotMember);
+    };
+    if let Some(commit) = &change.commit {
+        if commit.epoch != loaded.epoch {
+            return Err(Changed::EpochMismatch { current: loaded.epoch });
+        }
+    }
+    let mut plan = Plan {
+        add: Vec::new(),
+        remove: None,
+        epoch: loaded.epoch.saturating_add(u64::from(change.commit.is_some())),
+        seq: change.commit.as_ref().map(|_| loaded.next_seq),
+    };
+    match &change.roster {
+        RosterChange::None | RosterChange::Rejoin => {}
+        RosterChange::Add(dids) => {
+            if let Some(member) = dids.iter().find(|did| role(did).is_some()) {
+                return Err(Changed::AlreadyMember(member.clone()));
+            }
+            let after = loaded.members.len().saturating_add(dids.len());
+            if after > usize::try_from(change.max_members).unwrap_or(usize::MAX) {
+                return Err(Changed::TooManyMembers { limit: change.max_members });
+            }
+            plan.add.clone_from(dids);
+        }
+        RosterChange::Remove(target) => {
+            if !actor_is_admin {
+                return Err(Changed::NotAdmin);
+            }
+            if role(target).is_none() {
+                return Err(Changed::TargetNotMember(target.clone()));
+            }
+            plan.remove = Some(target.clone());
+        }
+        RosterChange::Leave(target) if *target == change.actor => {
+            if loaded.members.len() <= 1 {
+                return Err(Changed::LastMember);
+            }
+            plan.remove = Some(target.clone());
+        }
+        RosterChange::Leave(target) => match role(target) {
+            // A member commits the removal of one who has already left: only the epoch moves.
+            None => {}
+            Some(_) if actor_is_admin => plan.remove = Some(target.clone()),
+            Some(_) => return Err(Changed::NotAdmin),
+        },
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::time::UnixMillis;
+    use crate::ports::mls::NewCommit;
+
+    fn did(name: &str) -> Did {
+        Did::parse(&format!("did:plc:{name}")).unwrap()
+    }
+
+    fn loaded() -> Loaded {
+        Loaded {
+            epoch: 3,
+            next_seq: 10,
+            members: vec![(did("alice").to_string(), true), (did("bob").to_string(), false)],
+            duplicate: None,
+        }
+    }
+
+    fn change(actor: &str, roster: RosterChange, epoch: Option<u64>) -> ConvoChange {
+        ConvoChange {
+            convo: "ab".into(),
+            actor: did(actor),
+            roster,
+            commit: epoch.map(|epoch| NewCommit { epoch, body: vec![1], msg_id: "x".into() }),
+            welcome: None,
+            group_info: None,
+            max_members: 3,
+            now: UnixMillis(0),
+            expires_at: UnixMillis(1),
+        }
+    }
+
+    #[test]
+    fn a_commit_moves_one_epoch_and_takes_the_next_seq() {
+        let plan = decide(&change("bob", RosterChange::None, Some(3)), &loaded()).unwrap();
+        assert_eq!(plan, Plan { add: vec![], remove: None, epoch: 4, seq: Some(10) });
+    }
+
+    #[test]
+    fn a_commit_for_another_epoch_is_refused_with_the_current_one() {
+        for epoch in [2, 4] {
+            let outcome = decide(&change("bob", RosterChange::None, Some(epoch)), &loaded());
+            assert_eq!(outcome, Err(Changed::EpochMismatch { current: 3 }));
+        }
+    }
+
+    #[test]
+    fn a_repeated_commit_reports_its_first_outcome() {
+        let mut state = loaded();
+        state.duplicate = Some((2, 7));
+        let outcome = decide(&change("bob", RosterChange::None, Some(2)), &state);
+        assert_eq!(outcome, Err(Changed::Duplicate { epoch: 3, seq: 7 }));
+    }
+
+    #[test]
+    fn outsiders_change_nothing() {
+        let outcome = decide(&change("carol", RosterChange::None, Some(3)), &loaded());
+        assert_eq!(outcome, Err(Changed::NotMember));
+    }
+
+    #[test]
+    fn adds_respect_the_roster_and_the_limit() {
+        let add = |dids: Vec<Did>| decide(&change("bob", RosterChange::Add(dids), Some(3)), &loaded());
+        assert_eq!(add(vec![did("alice")]), Err(Changed::AlreadyMember(did("alice"))));
+        assert_eq!(add(vec![did("carol"), did("dave")]), Err(Changed::TooManyMembers { limit: 3 }));
+        assert_eq!(add(vec![did("carol")]).unwrap().add, vec![did("carol")]);
+    }
+
+    #[test]
+    fn only_admins_remove_others() {
+        let remove =
+            |actor: &str, target: &str| decide(&change(actor, RosterChange::Remove(did(target)), None), &loaded());
+        assert_eq!(remove("bob", "alice"), Err(Changed::NotAdmin));
+        assert_eq!(remove("alice", "carol"), Err(Changed::TargetNotMember(did("carol"))));
+        assert_eq!(
+            remove("alice", "bob").unwrap(),
+            Plan { add: vec![], remove: Some(did("bob")), epoch: 3, seq: None }
+        );
+    }
+
+    #[test]
+    fn leaving_needs_someone_left_behind() {
+        let plan = decide(&change("bob", RosterChange::Leave(did("bob")), None), &loaded()).unwrap();
+        assert_eq!(plan.remove, Some(did("bob")));
+        let mut alone = loaded();
+        alone.members.truncate(1);
+        let outcome = decide(&change("alice", RosterChange::Leave(did("alice")), None), &alone);
+        assert_eq!(outcome, Err(Changed::LastMember));
+    }
+
+    #[test]
+    fn committing_a_departed_members_removal_only_moves_the_epoch() {
+        let plan = decide(&change("bob", RosterChange::Leave(did("carol")), Some(3)), &loaded()).unwrap();
+        assert_eq!(plan, Plan { add: vec![], remove: None, epoch: 4, seq: Some(10) });
+        let outcome = decide(&change("bob", RosterChange::Leave(did("alice")), Some(3)), &loaded());
+        assert_eq!(outcome, Err(Changed::NotAdmin));
+    }
+}

@@ -1,0 +1,126 @@
+//! The public framing of MLS messages (RFC 9420 §6): what the Delivery Service may read without
+//! any group secret, and checks against the request that carried it. Commits, application
+//! messages, Welcomes and GroupInfos all arrive as `MLSMessage`s (the wire-format wrapper).
+
+use openmls::prelude::tls_codec::Deserialize as _;
+use openmls::prelude::{ContentType, MlsMessageBodyIn, MlsMessageIn, ProtocolMessage, Sender};
+
+/// Why client bytes are not the MLS message the request says they are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FramingError {
+    #[error("not an MLS {0} message")]
+    Malformed(&'static str),
+    #[error("bytes after the MLS message must be zero padding")]
+    TrailingBytes,
+}
+
+/// What a handshake or application message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentKind {
+    Application,
+    Proposal,
+    Commit,
+}
+
+/// The readable header of a PublicMessage or PrivateMessage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framing {
+    pub group_id: Vec<u8>,
+    pub epoch: u64,
+    pub kind: ContentKind,
+    /// Sent by a joiner (a PublicMessage from `new_member_commit`): an external commit.
+    pub external_commit: bool,
+}
+
+/// The readable part of a Welcome: the KeyPackageRefs of its recipients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WelcomeFraming {
+    pub suite: u16,
+    pub recipients: Vec<Vec<u8>>,
+}
+
+/// The (unverified) group context of a GroupInfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfoFraming {
+    pub group_id: Vec<u8>,
+    pub epoch: u64,
+}
+
+/// Parses an `MLSMessage`; zero bytes after it are padding (how `sendMessage` pads a message
+/// to its `paddedSize`), anything else is refused. A panic inside the MLS library counts as
+/// malformed input.
+fn parse(bytes: &[u8], what: &'static str) -> Result<MlsMessageBodyIn, FramingError> {
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut rest = bytes;
+        MlsMessageIn::tls_deserialize(&mut rest).map(|message| (message, rest.len()))
+    }));
+    let (message, rest) = match parsed {
+        Ok(Ok(parsed)) => parsed,
+        _ => return Err(FramingError::Malformed(what)),
+    };
+    let padding = bytes.get(bytes.len().saturating_sub(rest)..).unwrap_or_default();
+    if padding.iter().any(|b| *b != 0) {
+        return Err(FramingError::TrailingBytes);
+    }
+    Ok(message.extract())
+}
+
+/// The framing of a PublicMessage or PrivateMessage.
+pub fn parse_message(bytes: &[u8]) -> Result<Framing, FramingError> {
+    let message: ProtocolMessage = match parse(bytes, "handshake or application")? {
+        MlsMessageBodyIn::PublicMessage(message) => message.into(),
+        MlsMessageBodyIn::PrivateMessage(message) => message.into(),
+        _ => return Err(FramingError::Malformed("handshake or application")),
+    };
+    let kind = match message.content_type() {
+        ContentType::Application => ContentKind::Application,
+        ContentType::Proposal => ContentKind::Proposal,
+        ContentType::Commit => ContentKind::Commit,
+    };
+    let external_commit = match &message {
+        ProtocolMessage::PublicMessage(public) => matches!(public.sender(), Sender::NewMemberCommit),
+        ProtocolMessage::PrivateMessage(_) => false,
+    };
+    Ok(Framing {
+        group_id: message.group_id().as_slice().to_vec(),
+        epoch: message.epoch().as_u64(),
+        kind,
+        external_commit,
+    })
+}
+
+/// The recipients of a Welcome.
+pub fn parse_welcome(bytes: &[u8]) -> Result<WelcomeFraming, FramingError> {
+    let MlsMessageBodyIn::Welcome(welcome) = parse(bytes, "Welcome")? else {
+        return Err(FramingError::Malformed("Welcome"));
+    };
+    let recipients = welcome.secrets().iter().map(|secret| secret.new_member().as_slice().to_vec()).collect();
+    // The suite is the Welcome's first field, after the version and wire format.
+    let suite = match bytes.get(4..6) {
+        Some(&[high, low]) => u16::from_be_bytes([high, low]),
+        _ => return Err(FramingError::Malformed("Welcome")),
+    };
+    Ok(WelcomeFraming { suite, recipients })
+}
+
+/// The group and epoch a GroupInfo claims (its signature can only be checked by members).
+pub fn parse_group_info(bytes: &[u8]) -> Result<GroupInfoFraming, FramingError> {
+    let MlsMessageBodyIn::GroupInfo(info) = parse(bytes, "GroupInfo")? else {
+        return Err(FramingError::Malformed("GroupInfo"));
+    };
+    Ok(GroupInfoFraming { group_id: info.group_id().as_slice().to_vec(), epoch: info.epoch().as_u64() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_refused_for_every_kind() {
+        for bytes in [&b""[..], b"\x00\x01\x00\x01", b"hello world", &[0xff; 64]] {
+            assert!(parse_message(bytes).is_err());
+            assert!(parse_welcome(bytes).is_err());
+            assert!(parse_group_info(bytes).is_err());
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The persistent state of the MLS Delivery Service. As in `store`, every method is one atomic
+//! rule decided inside the adapter's transaction.
+
+mod convos;
+mod key_packages;
+
+pub use convos::*;
+pub use key_packages::*;
