@@ -1,0 +1,309 @@
+//! The MLS conversation store contract: one commit per epoch however many race for it, seqs
+//! strictly increasing under concurrent senders, Welcomes stored with the consumption of their
+//! KeyPackages or not at all, rights checked together with the change.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use obscura_server::domain::did::Did;
+use obscura_server::domain::time::UnixMillis;
+use obscura_server::ports::mls::{
+    Changed, ConvoChange, Created, GroupInfoUpdated, Log, LogFilter, NewCommit, NewConvo, NewConvoMessage,
+    NewKeyPackage, NewWelcome, Posted, RosterChange, Visible, WelcomeRecipient,
+};
+
+use super::store::{DynStore, T0};
+use crate::atproto::random_plc_did;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn to_hex(bytes: impl AsRef<[u8]>) -> String {
+    bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn did() -> Did {
+    Did::parse(&random_plc_did()).unwrap()
+}
+
+fn convo_id() -> String {
+    to_hex(rand::random::<[u8; 16]>())
+}
+
+/// Publishes a KeyPackage of `owner` and returns the recipient entry a Welcome would name.
+async fn key_package(store: &DynStore, owner: &Did, device: &str, last_resort: bool) -> WelcomeRecipient {
+    let key_ref = rand::random::<[u8; 32]>().to_vec();
+    let package = NewKeyPackage {
+        owner: owner.clone(),
+        device: device.to_owned(),
+        key_ref: key_ref.clone(),
+        sha256: to_hex(&key_ref),
+        suite: 1,
+        body: key_ref.clone(),
+        last_resort,
+        created_at: T0,
+        expires_at: T0.plus(DAY),
+    };
+    let _ = store.publish_key_package(package, 100, T0).await.unwrap();
+    WelcomeRecipient { key_ref, did: owner.clone(), device: device.to_owned() }
+}
+
+fn welcome(recipients: Vec<WelcomeRecipient>) -> NewWelcome {
+    NewWelcome { id: to_hex(rand::random::<[u8; 16]>()), body: b"welcome".to_vec(), recipients }
+}
+
+fn new_convo(id: &str, creator: &Did, members: &[&Did], welcome: Option<NewWelcome>) -> NewConvo {
+    NewConvo {
+        id: id.to_owned(),
+        creator: creator.clone(),
+        suite: 1,
+        epoch: 1,
+        name: Some("test".into()),
+        description: None,
+        idempotency_key: Some("key".into()),
+        members: members.iter().map(|d| (*d).clone()).collect(),
+        welcome,
+        max_members: 10,
+        now: T0,
+        expires_at: T0.plus(DAY),
+    }
+}
+
+/// A conversation of `creator` (admin) and `members` at epoch 1.
+async fn convo(store: &DynStore, creator: &Did, members: &[&Did]) -> String {
+    let id = convo_id();
+    let created = store.create_convo(new_convo(&id, creator, members, None)).await.unwrap();
+    assert!(matches!(created, Created::Created(_)), "{created:?}");
+    id
+}
+
+fn change(convo: &str, actor: &Did, roster: RosterChange, commit_epoch: Option<u64>) -> ConvoChange {
+    let body = rand::random::<[u8; 16]>().to_vec();
+    ConvoChange {
+        convo: convo.to_owned(),
+        actor: actor.clone(),
+        roster,
+        commit: commit_epoch.map(|epoch| NewCommit { epoch, msg_id: to_hex(&body), body }),
+        welcome: None,
+        group_info: None,
+        max_members: 10,
+        now: T0,
+        expires_at: T0.plus(DAY),
+    }
+}
+
+fn message(convo: &str, sender: &Did, epoch: u64, msg_id: &str) -> NewConvoMessage {
+    NewConvoMessage {
+        convo: convo.to_owned(),
+        sender: sender.clone(),
+        epoch,
+        msg_id: msg_id.to_owned(),
+        body: msg_id.as_bytes().to_vec(),
+        now: T0,
+        expires_at: T0.plus(DAY),
+    }
+}
+
+async fn seqs(store: &DynStore, convo: &str, reader: &Did) -> Vec<u64> {
+    match store.read_log(convo, reader, LogFilter::After { since: 0, limit: 1000 }).await.unwrap() {
+        Log::Page { messages, .. } => messages.iter().map(|m| m.seq).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn creation_stores_the_welcome_and_consumes_its_key_packages_or_nothing(store: DynStore) {
+    let (alice, bob, carol) = (did(), did(), did());
+    let bobs = key_package(&store, &bob, "phone", false).await;
+    let carols = key_package(&store, &carol, "", true).await;
+    let owners = store.key_package_owners(&[bobs.key_ref.clone(), carols.key_ref.clone(), vec![9; 32]], T0).await;
+    assert_eq!(owners.unwrap().len(), 2, "unknown refs are left out");
+    let id = convo_id();
+    let created = store
+        .create_convo(new_convo(&id, &alice, &[&bob, &carol], Some(welcome(vec![bobs.clone(), carols.clone()]))))
+        .await
+        .unwrap();
+    let Created::Created(record) = created else { panic!("{created:?}") };
+    assert_eq!((record.epoch, record.members.len()), (1, 3));
+    assert!(record.members.iter().any(|m| m.did == alice && m.is_admin));
+    assert_eq!(store.key_package_counts(&bob, T0).await.unwrap().consumed, 1);
+    assert_eq!(store.key_package_counts(&carol, T0).await.unwrap().available, 1, "last-resort stays");
+    let pending = store.pending_welcomes(&bob, Some(&id)).await.unwrap();
+    assert_eq!((pending.len(), pending[0].epoch), (1, 1));
+
+    let retry = store.create_convo(new_convo(&id, &alice, &[&bob, &carol], None)).await.unwrap();
+    assert_eq!(retry, Created::Existing(record), "same creator, same idempotency key");
+    assert_eq!(store.create_convo(new_convo(&id, &bob, &[], None)).await.unwrap(), Created::Taken);
+
+    // A Welcome naming a consumed package stores nothing.
+    let other = convo_id();
+    let reused = new_convo(&other, &alice, &[&bob], Some(welcome(vec![bobs])));
+    assert_eq!(store.create_convo(reused).await.unwrap(), Created::KeyPackageUnavailable);
+    assert_eq!(store.convo(&other, &alice).await.unwrap(), Visible::ConvoNotFound);
+}
+
+pub async fn of_concurrent_commits_in_one_epoch_exactly_one_is_applied(store: DynStore) {
+    let (alice, bob) = (did(), did());
+    let id = convo(&store, &alice, &[&bob]).await;
+    let racers = (0..10).map(|n| {
+        let store = Arc::clone(&store);
+        let actor = if n % 2 == 0 { alice.clone() } else { bob.clone() };
+        let change = change(&id, &actor, RosterChange::None, Some(1));
+        tokio::spawn(async move { store.change_convo(change).await.unwrap() })
+    });
+    let outcomes: Vec<Changed> = futures_util::future::join_all(racers).await.into_iter().map(Result::unwrap).collect();
+    let applied: Vec<_> = outcomes.iter().filter(|o| matches!(o, Changed::Applied { .. })).collect();
+    assert_eq!(applied, [&Changed::Applied { epoch: 2, seq: Some(1) }], "{outcomes:?}");
+    let lost = outcomes.iter().filter(|o| **o == Changed::EpochMismatch { current: 2 }).count();
+    assert_eq!(lost, 9, "{outcomes:?}");
+    assert_eq!(seqs(&store, &id, &alice).await, [1]);
+}
+
+pub async fn concurrent_senders_get_strictly_increasing_seqs_without_gaps(store: DynStore) {
+    let (alice, bob) = (did(), did());
+    let id = convo(&store, &alice, &[&bob]).await;
+    let senders = (0..20).map(|n| {
+        let store = Arc::clone(&store);
+        let sender = if n % 2 == 0 { alice.clone() } else { bob.clone() };
+        let message = message(&id, &sender, 1, &format!("m{n}"));
+        tokio::spawn(async move { store.post_message(message).await.unwrap() })
+    });
+    let mut got: Vec<u64> = futures_util::future::join_all(senders)
+        .await
+        .into_iter()
+        .map(|outcome| match outcome.unwrap() {
+            Posted::Stored { seq, .. } => seq,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (1..=20).collect::<Vec<_>>());
+    assert_eq!(seqs(&store, &id, &bob).await, got, "the log reads in seq order");
+    // A commit takes the next seq too.
+    let applied = store.change_convo(change(&id, &alice, RosterChange::None, Some(1))).await.unwrap();
+    assert_eq!(applied, Changed::Applied { epoch: 2, seq: Some(21) });
+}
+
+pub async fn messages_are_deduplicated_and_need_a_member_at_the_current_epoch(store: DynStore) {
+    let (alice, bob, eve) = (did(), did(), did());
+    let id = convo(&store, &alice, &[&bob]).await;
+    let Posted::Stored { seq, .. } = store.post_message(message(&id, &alice, 1, "a")).await.unwrap() else {
+        panic!("not stored")
+    };
+    let again = store.post_message(message(&id, &alice, 1, "a")).await.unwrap();
+    assert_eq!(again, Posted::Duplicate { seq, epoch: 1, at: T0 });
+    assert_eq!(store.post_message(message(&id, &bob, 1, "a")).await.unwrap(), Posted::IdTaken);
+    assert_eq!(store.post_message(message(&id, &bob, 2, "b")).await.unwrap(), Posted::EpochMismatch { current: 1 });
+    assert_eq!(store.post_message(message(&id, &eve, 1, "c")).await.unwrap(), Posted::NotMember);
+    assert_eq!(store.post_message(message("00ff", &alice, 1, "d")).await.unwrap(), Posted::ConvoNotFound);
+    assert_eq!(seqs(&store, &id, &alice).await, [seq]);
+    assert_eq!(store.read_log(&id, &eve, LogFilter::After { since: 0, limit: 10 }).await.unwrap(), Log::NotMember);
+    // A repeated commit reports its first outcome and changes nothing.
+    let commit = change(&id, &alice, RosterChange::None, Some(1));
+    assert_eq!(store.change_convo(commit.clone()).await.unwrap(), Changed::Applied { epoch: 2, seq: Some(2) });
+    assert_eq!(store.change_convo(commit).await.unwrap(), Changed::Duplicate { epoch: 2, seq: 2 });
+    let commits = store.read_log(&id, &bob, LogFilter::Commits { from: 0, to: 10, limit: 10 }).await.unwrap();
+    let Log::Page { messages, last_seq, stored } = commits else { panic!("{commits:?}") };
+    assert_eq!((messages.len(), messages[0].epoch, last_seq, stored), (1, 1, 2, 2));
+}
+
+pub async fn roster_changes_follow_rights_and_show_in_the_views(store: DynStore) {
+    let (alice, bob, carol) = (did(), did(), did());
+    let id = convo(&store, &alice, &[&bob]).await;
+    let add = change(&id, &bob, RosterChange::Add(vec![carol.clone()]), Some(1));
+    assert_eq!(store.change_convo(add).await.unwrap(), Changed::Applied { epoch: 2, seq: Some(1) });
+    let kick = change(&id, &bob, RosterChange::Remove(carol.clone()), None);
+    assert_eq!(store.change_convo(kick).await.unwrap(), Changed::NotAdmin);
+    let kick = change(&id, &alice, RosterChange::Remove(carol.clone()), Some(2));
+    assert_eq!(store.change_convo(kick).await.unwrap(), Changed::Applied { epoch: 3, seq: Some(2) });
+    assert_eq!(store.convo(&id, &carol).await.unwrap(), Visible::NotMember);
+    assert!(store.convos_of(&carol, None, 10).await.unwrap().is_empty());
+    // Re-added later, Carol is a member again.
+    let again = change(&id, &alice, RosterChange::Add(vec![carol.clone()]), Some(3));
+    assert_eq!(store.change_convo(again).await.unwrap(), Changed::Applied { epoch: 4, seq: Some(3) });
+    let Visible::Found(view) = store.convo(&id, &carol).await.unwrap() else { panic!("not visible") };
+    assert_eq!((view.epoch, view.members.len()), (4, 3));
+    let leave = change(&id, &bob, RosterChange::Leave(bob.clone()), None);
+    assert_eq!(store.change_convo(leave).await.unwrap(), Changed::Applied { epoch: 4, seq: None });
+    let too_many = ConvoChange { max_members: 2, ..change(&id, &alice, RosterChange::Add(vec![did()]), Some(4)) };
+    assert_eq!(store.change_convo(too_many).await.unwrap(), Changed::TooManyMembers { limit: 2 });
+    let second = convo(&store, &alice, &[]).await;
+    let page = store.convos_of(&alice, None, 1).await.unwrap();
+    let rest = store.convos_of(&alice, Some(&page[0].id), 10).await.unwrap();
+    let all: HashSet<String> = page.into_iter().chain(rest).map(|c| c.id).collect();
+    assert_eq!(all, HashSet::from([id, second]));
+}
+
+pub async fn group_info_is_kept_for_the_current_epoch_only(store: DynStore) {
+    let (alice, bob, eve) = (did(), did(), did());
+    let id = convo(&store, &alice, &[&bob]).await;
+    assert_eq!(store.group_info(&id, &bob).await.unwrap(), Visible::Found(None));
+    let stale = store.update_group_info(&id, &bob, b"gi".to_vec(), 0, T0).await.unwrap();
+    assert_eq!(stale, GroupInfoUpdated::EpochMismatch { current: 1 });
+    assert_eq!(store.update_group_info(&id, &eve, b"gi".to_vec(), 1, T0).await.unwrap(), GroupInfoUpdated::NotMember);
+    assert_eq!(store.update_group_info(&id, &bob, b"gi1".to_vec(), 1, T0).await.unwrap(), GroupInfoUpdated::Updated);
+    let Visible::Found(Some(info)) = store.group_info(&id, &alice).await.unwrap() else { panic!("none") };
+    assert_eq!((info.body.as_slice(), info.epoch), (&b"gi1"[..], 1));
+    let rejoin = ConvoChange { group_info: Some(b"gi2".to_vec()), ..change(&id, &bob, RosterChange::Rejoin, Some(1)) };
+    assert_eq!(store.change_convo(rejoin).await.unwrap(), Changed::Applied { epoch: 2, seq: Some(1) });
+    let Visible::Found(Some(info)) = store.group_info(&id, &alice).await.unwrap() else { panic!("none") };
+    assert_eq!((info.body.as_slice(), info.epoch), (&b"gi2"[..], 2), "stored with the commit, for the next epoch");
+    assert_eq!(store.group_info(&id, &eve).await.unwrap(), Visible::NotMember);
+}
+
+pub async fn welcomes_wait_for_each_device_until_confirmed(store: DynStore) {
+    let (alice, bob) = (did(), did());
+    let id = convo(&store, &alice, &[]).await;
+    let phone = key_package(&store, &bob, "phone", false).await;
+    let tablet = key_package(&store, &bob, "tablet", false).await;
+    let welcome = welcome(vec![phone, tablet]);
+    let welcome_id = welcome.id.clone();
+    let add =
+        ConvoChange { welcome: Some(welcome), ..change(&id, &alice, RosterChange::Add(vec![bob.clone()]), Some(1)) };
+    assert_eq!(store.change_convo(add).await.unwrap(), Changed::Applied { epoch: 2, seq: Some(1) });
+    let pending = store.pending_welcomes(&bob, None).await.unwrap();
+    assert_eq!((pending.len(), pending[0].epoch, pending[0].convo.as_str()), (1, 2, id.as_str()));
+    assert!(store.confirm_welcome(&bob, &welcome_id, Some("phone")).await.unwrap());
+    assert_eq!(store.pending_welcomes(&bob, Some(&id)).await.unwrap().len(), 1, "the tablet still waits");
+    assert!(!store.confirm_welcome(&alice, &welcome_id, None).await.unwrap(), "not Alice's Welcome");
+    assert!(store.confirm_welcome(&bob, &welcome_id, None).await.unwrap());
+    assert!(store.pending_welcomes(&bob, None).await.unwrap().is_empty());
+    assert!(!store.confirm_welcome(&bob, &welcome_id, None).await.unwrap());
+    assert_eq!(store.key_package_counts(&bob, T0).await.unwrap().consumed, 2);
+}
+
+pub async fn log_entries_and_welcomes_expire(store: DynStore) {
+    let (alice, bob) = (did(), did());
+    let id = convo(&store, &alice, &[&bob]).await;
+    let mut short = message(&id, &alice, 1, "short");
+    short.expires_at = T0.plus(Duration::from_secs(60));
+    let _ = store.post_message(short).await.unwrap();
+    let _ = store.post_message(message(&id, &alice, 1, "long")).await.unwrap();
+    let kp = key_package(&store, &bob, "", true).await;
+    let add = ConvoChange {
+        welcome: Some(welcome(vec![kp])),
+        expires_at: T0.plus(Duration::from_secs(60)),
+        ..change(&id, &alice, RosterChange::None, None)
+    };
+    assert_eq!(store.change_convo(add).await.unwrap(), Changed::Applied { epoch: 1, seq: None });
+    let later = UnixMillis(T0.0 + 120_000);
+    assert_eq!(store.delete_expired_convo_data(later, 100).await.unwrap(), 2);
+    assert_eq!(seqs(&store, &id, &alice).await, [2]);
+    assert!(store.pending_welcomes(&bob, None).await.unwrap().is_empty());
+}
+
+/// Generates one `#[tokio::test]` per conversation store check, each with a fresh store.
+#[macro_export]
+macro_rules! convo_store_conformance {
+    ($make:expr) => {
+        $crate::conformance_tests!(convo_store, $make;
+            creation_stores_the_welcome_and_consumes_its_key_packages_or_nothing,
+            of_concurrent_commits_in_one_epoch_exactly_one_is_applied,
+            concurrent_senders_get_strictly_increasing_seqs_without_gaps,
+            messages_are_deduplicated_and_need_a_member_at_the_current_epoch,
+            roster_changes_follow_rights_and_show_in_the_views,
+            group_info_is_kept_for_the_current_epoch_only,
+            welcomes_wait_for_each_device_until_confirmed,
+            log_entries_and_welcomes_expire,
+        );
+    };
+}
