@@ -200,7 +200,13 @@ pub async fn messages_are_deduplicated_and_need_a_member_at_the_current_epoch(st
     // A repeated commit reports its first outcome and changes nothing.
     let commit = change(&id, &alice, RosterChange::None, Some(1));
     assert_eq!(store.change_convo(commit.clone()).await.unwrap(), Changed::Applied { epoch: 2, seq: Some(2) });
+    let commit_id = commit.commit.as_ref().unwrap().msg_id.clone();
     assert_eq!(store.change_convo(commit).await.unwrap(), Changed::Duplicate { epoch: 2, seq: 2 });
+    // A msgId names one entry: a message cannot reuse a commit's, nor a commit a message's.
+    assert_eq!(store.post_message(message(&id, &alice, 2, &commit_id)).await.unwrap(), Posted::IdTaken);
+    let mut reuse = change(&id, &alice, RosterChange::None, Some(2));
+    reuse.commit.as_mut().unwrap().msg_id = "a".into();
+    assert_eq!(store.change_convo(reuse).await.unwrap(), Changed::IdTaken);
     let commits = store.read_log(&id, &bob, LogFilter::Commits { from: 0, to: 10, limit: 10 }).await.unwrap();
     let Log::Page { messages, last_seq, stored } = commits else { panic!("{commits:?}") };
     assert_eq!((messages.len(), messages[0].epoch, last_seq, stored), (1, 1, 2, 2));

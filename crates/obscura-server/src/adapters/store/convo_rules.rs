@@ -12,8 +12,9 @@ pub struct Loaded {
     pub next_seq: u64,
     /// Current members and whether each is an admin.
     pub members: Vec<(String, bool)>,
-    /// `(epoch, seq)` of an already stored commit with the change's `msg_id`.
-    pub duplicate: Option<(u64, u64)>,
+    /// `(epoch, seq, same)` of a stored entry with the commit's `msg_id`; `same` when it is
+    /// this very commit from this very sender.
+    pub earlier: Option<(u64, u64, bool)>,
 }
 
 /// The writes of an allowed change.
@@ -32,8 +33,12 @@ pub struct Plan {
 /// Decides `change` against `loaded`; `Err` carries the outcome of a refused (or repeated)
 /// change, which writes nothing.
 pub fn decide(change: &ConvoChange, loaded: &Loaded) -> Result<Plan, Changed> {
-    if let (Some(_), Some((epoch, seq))) = (&change.commit, loaded.duplicate) {
-        return Err(Changed::Duplicate { epoch: epoch.saturating_add(1), seq });
+    match (&change.commit, loaded.earlier) {
+        (Some(_), Some((epoch, seq, true))) => {
+            return Err(Changed::Duplicate { epoch: epoch.saturating_add(1), seq });
+        }
+        (Some(_), Some((_, _, false))) => return Err(Changed::IdTaken),
+        _ => {}
     }
     let role = |did: &Did| loaded.members.iter().find(|(member, _)| member == did.as_str()).map(|(_, admin)| *admin);
     let Some(actor_is_admin) = role(&change.actor) else {
@@ -102,7 +107,7 @@ mod tests {
             epoch: 3,
             next_seq: 10,
             members: vec![(did("alice").to_string(), true), (did("bob").to_string(), false)],
-            duplicate: None,
+            earlier: None,
         }
     }
 
@@ -137,9 +142,12 @@ mod tests {
     #[test]
     fn a_repeated_commit_reports_its_first_outcome() {
         let mut state = loaded();
-        state.duplicate = Some((2, 7));
+        state.earlier = Some((2, 7, true));
         let outcome = decide(&change("bob", RosterChange::None, Some(2)), &state);
         assert_eq!(outcome, Err(Changed::Duplicate { epoch: 3, seq: 7 }));
+        state.earlier = Some((2, 7, false));
+        let outcome = decide(&change("bob", RosterChange::None, Some(3)), &state);
+        assert_eq!(outcome, Err(Changed::IdTaken), "another entry has this msgId");
     }
 
     #[test]

@@ -143,6 +143,8 @@ pub enum Changed {
         epoch: u64,
         seq: u64,
     },
+    /// Another entry of the log has the commit's `msg_id`.
+    IdTaken,
     EpochMismatch {
         current: u64,
     },
@@ -184,7 +186,7 @@ pub enum Posted {
         epoch: u64,
         at: UnixMillis,
     },
-    /// Another sender's message has this `msg_id`.
+    /// Another entry of the log (another sender's message, or a commit) has this `msg_id`.
     IdTaken,
     EpochMismatch {
         current: u64,

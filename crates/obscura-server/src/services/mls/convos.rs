@@ -129,6 +129,7 @@ fn changed(outcome: Changed) -> Result<(u64, Option<u64>), MlsError> {
     match outcome {
         Changed::Applied { epoch, seq } => Ok((epoch, seq)),
         Changed::Duplicate { epoch, seq } => Ok((epoch, Some(seq))),
+        Changed::IdTaken => Err(MlsError::DuplicateMessageId),
         Changed::EpochMismatch { current } => Err(MlsError::EpochMismatch { current }),
         Changed::ConvoNotFound => Err(MlsError::ConvoNotFound),
         Changed::NotMember => Err(MlsError::NotMember),

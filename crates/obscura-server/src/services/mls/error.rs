@@ -59,7 +59,7 @@ pub enum MlsError {
     InvalidMessage(String),
     #[error("message is larger than {limit} bytes")]
     MessageTooLarge { limit: usize },
-    #[error("another sender's message has this msgId")]
+    #[error("another message has this msgId")]
     DuplicateMessageId,
     #[error("no GroupInfo has been stored for this conversation")]
     GroupInfoUnavailable,

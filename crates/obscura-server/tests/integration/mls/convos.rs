@@ -326,6 +326,10 @@ async fn stale_and_future_epochs_retries_and_outsiders_get_their_lexicon_errors(
     alice.mls.merge(&mut alice_group);
     let future = alice.send(&convo, &mut alice_group, "from the future", "01HZFUTURE000000000000001").await;
     assert_eq!((error(&future), &future.1["currentEpoch"]), ((StatusCode::CONFLICT, "EpochMismatch"), &json!(2)));
+    let future_commit = pad(alice.mls.self_update(&mut alice_group));
+    let reply = alice.send_bytes(&convo, 3, &future_commit, "01HZFUTURE000000000000002").await;
+    assert_eq!((error(&reply), &reply.1["currentEpoch"]), ((StatusCode::CONFLICT, "EpochMismatch"), &json!(2)));
+    alice.mls.discard(&mut alice_group);
 
     // Framing that does not match the request.
     let declared =

@@ -270,21 +270,26 @@ impl ConvoStore for PostgresStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        let duplicate: Option<(i64, i64)> = match &change.commit {
-            Some(commit) => sqlx::query_as("SELECT epoch, seq FROM mls_messages WHERE convo_id = $1 AND msg_id = $2")
-                .bind(&change.convo)
-                .bind(&commit.msg_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?,
+        let earlier: Option<(i64, i64, bool)> = match &change.commit {
+            Some(commit) => sqlx::query_as(
+                "SELECT epoch, seq, kind = 'commit' AND sender_did = $1 AND body = $2 FROM mls_messages \
+                 WHERE convo_id = $3 AND msg_id = $4",
+            )
+            .bind(change.actor.as_str())
+            .bind(&commit.body)
+            .bind(&change.convo)
+            .bind(&commit.msg_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?,
             None => None,
         };
         let loaded = Loaded {
             epoch: unsigned(epoch, "epoch")?,
             next_seq: unsigned(next_seq, "seq")?,
             members,
-            duplicate: duplicate
-                .map(|(e, s)| Ok::<_, StoreError>((unsigned(e, "epoch")?, unsigned(s, "seq")?)))
+            earlier: earlier
+                .map(|(e, s, same)| Ok::<_, StoreError>((unsigned(e, "epoch")?, unsigned(s, "seq")?, same)))
                 .transpose()?,
         };
         let plan = match decide(&change, &loaded) {
@@ -364,16 +369,18 @@ impl ConvoStore for PostgresStore {
             Some((_, _, None)) => return Ok(Posted::NotMember),
             Some((epoch, next_seq, Some(_))) => (unsigned(epoch, "epoch")?, unsigned(next_seq, "seq")?),
         };
-        let stored: Option<(String, i64, i64, UnixMillis)> = sqlx::query_as(
-            "SELECT sender_did, seq, epoch, created_at FROM mls_messages WHERE convo_id = $1 AND msg_id = $2",
+        let stored: Option<(bool, i64, i64, UnixMillis)> = sqlx::query_as(
+            "SELECT kind = 'app' AND sender_did = $1, seq, epoch, created_at FROM mls_messages \
+             WHERE convo_id = $2 AND msg_id = $3",
         )
+        .bind(message.sender.as_str())
         .bind(&message.convo)
         .bind(&message.msg_id)
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
-        if let Some((sender, seq, epoch, at)) = stored {
-            if sender != message.sender.as_str() {
+        if let Some((same_sender, seq, epoch, at)) = stored {
+            if !same_sender {
                 return Ok(Posted::IdTaken);
             }
             return Ok(Posted::Duplicate { seq: unsigned(seq, "seq")?, epoch: unsigned(epoch, "epoch")?, at });
