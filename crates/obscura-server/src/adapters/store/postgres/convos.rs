@@ -6,32 +6,15 @@ use async_trait::async_trait;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::{corrupt, limit as sql_limit, map_err, PostgresStore};
+use crate::adapters::store::convo_rows::{did, message, signed, unsigned, ConvoRow, MessageRow, CONVO_COLUMNS};
 use crate::adapters::store::convo_rules::{decide, Loaded};
 use crate::domain::did::Did;
 use crate::domain::time::UnixMillis;
 use crate::ports::mls::{
     Changed, ConvoChange, ConvoRecord, ConvoStore, Created, GroupInfoRecord, GroupInfoUpdated, Log, LogFilter,
-    MemberRecord, MessageKind, MessageRecord, NewConvo, NewConvoMessage, NewWelcome, Posted, Visible, WelcomeRecipient,
-    WelcomeRecord,
+    MemberRecord, NewConvo, NewConvoMessage, NewWelcome, Posted, Visible, WelcomeRecipient, WelcomeRecord,
 };
 use crate::ports::store::StoreError;
-
-type ConvoRow = (String, String, i32, i64, Option<String>, Option<String>, UnixMillis, Option<UnixMillis>);
-type MessageRow = (i64, i64, String, String, String, Vec<u8>, UnixMillis);
-
-const CONVO_COLUMNS: &str = "id, creator_did, cipher_suite, epoch, name, description, created_at, last_message_at";
-
-fn unsigned(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| corrupt(what))
-}
-
-fn signed(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn did(text: String) -> Result<Did, StoreError> {
-    Did::parse(&text).map_err(|_| corrupt("DID"))
-}
 
 async fn members(conn: &mut PgConnection, convo: &str) -> Result<Vec<MemberRecord>, StoreError> {
     let rows: Vec<(String, bool, UnixMillis)> = sqlx::query_as(
@@ -164,24 +147,6 @@ async fn add_member(
     .await
     .map_err(map_err)?;
     Ok(())
-}
-
-fn message(row: MessageRow) -> Result<MessageRecord, StoreError> {
-    let (seq, epoch, kind, msg_id, sender, body, created_at) = row;
-    let kind = match kind.as_str() {
-        "app" => MessageKind::App,
-        "commit" => MessageKind::Commit,
-        _ => return Err(corrupt("message kind")),
-    };
-    Ok(MessageRecord {
-        seq: unsigned(seq, "seq")?,
-        epoch: unsigned(epoch, "epoch")?,
-        kind,
-        msg_id,
-        sender: did(sender)?,
-        body,
-        created_at,
-    })
 }
 
 #[async_trait]
