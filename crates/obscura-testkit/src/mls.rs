@@ -139,6 +139,13 @@ impl MlsClient {
     /// bytes). The commit stays pending until [`Self::merge`].
     #[must_use]
     pub fn add(&self, group: &mut MlsGroup, key_packages: &[Vec<u8>]) -> (Vec<u8>, Vec<u8>) {
+        let (commit, welcome, _) = self.add_with_group_info(group, key_packages);
+        (commit, welcome)
+    }
+
+    /// [`Self::add`], plus the GroupInfo of the epoch the commit starts.
+    #[must_use]
+    pub fn add_with_group_info(&self, group: &mut MlsGroup, key_packages: &[Vec<u8>]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         use openmls::prelude::tls_codec::Deserialize as _;
         let key_packages: Vec<KeyPackage> = key_packages
             .iter()
@@ -150,8 +157,9 @@ impl MlsClient {
                 kp_in.validate(self.provider.crypto(), openmls::prelude::ProtocolVersion::Mls10).unwrap()
             })
             .collect();
-        let (commit, welcome, _) = group.add_members(&self.provider, &self.signer, &key_packages).unwrap();
-        (commit.to_bytes().unwrap(), welcome.to_bytes().unwrap())
+        let (commit, welcome, info) = group.add_members(&self.provider, &self.signer, &key_packages).unwrap();
+        let info = MlsMessageOut::from(info.expect("the ratchet tree extension makes a GroupInfo"));
+        (commit.to_bytes().unwrap(), welcome.to_bytes().unwrap(), info.to_bytes().unwrap())
     }
 
     /// A commit removing every leaf whose credential names `identity`.

@@ -301,8 +301,8 @@ impl Conversations {
         Ok(NewCommit { epoch: framing.epoch, msg_id: sha256_hex(&bytes), body: bytes })
     }
 
-    /// `addMembers`: the commit that adds `dids` and the Welcome that brings them in, applied
-    /// together. Returns the new epoch.
+    /// `addMembers`: the commit that adds `dids`, the Welcome that brings them in and, when
+    /// given, the GroupInfo of the new epoch, stored together. Returns the new epoch.
     #[tracing::instrument(skip_all, fields(caller = %caller, convo), err(level = "debug"))]
     pub async fn add_members(
         &self,
@@ -311,6 +311,7 @@ impl Conversations {
         dids: Vec<Did>,
         commit: Vec<u8>,
         welcome: Vec<u8>,
+        group_info: Option<Vec<u8>>,
     ) -> Result<u64, MlsError> {
         let convo = group_id(convo)?;
         if dids.is_empty() || dids.len() > MAX_ADD {
@@ -322,8 +323,12 @@ impl Conversations {
         let commit = self.member_commit(commit, &convo)?;
         let members: HashSet<&Did> = record.members.iter().map(|m| &m.did).collect();
         let welcome = self.welcome(welcome, record.suite, &dids, &members).await?;
+        if let Some(info) = &group_info {
+            self.check_group_info(info, &convo, commit.epoch.saturating_add(1))?;
+        }
         let mut change = self.change(convo, caller, RosterChange::Add(dids), Some(commit));
         change.welcome = Some(welcome);
+        change.group_info = group_info;
         Ok(self.apply(change).await?.0)
     }
 

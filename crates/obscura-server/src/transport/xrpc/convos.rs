@@ -160,6 +160,8 @@ struct AddInput {
     did_list: Vec<String>,
     commit: Option<String>,
     welcome_message: Option<String>,
+    /// Our extension: the GroupInfo of the new epoch, stored with the commit.
+    group_info: Option<String>,
     #[serde(rename = "idempotencyKey")]
     _idempotency_key: Option<String>,
     #[serde(rename = "keyPackageHashes")]
@@ -186,7 +188,8 @@ async fn add_members(
         .ok_or_else(|| XrpcError::invalid("welcomeMessage is required: the Welcome for the new members"))?;
     let commit = base64_field("commit", &commit)?;
     let welcome = base64_field("welcomeMessage", &welcome)?;
-    let new_epoch = state.mls.convos.add_members(&caller, &input.convo_id, dids, commit, welcome).await?;
+    let group_info = input.group_info.as_deref().map(|g| base64_field("groupInfo", g)).transpose()?;
+    let new_epoch = state.mls.convos.add_members(&caller, &input.convo_id, dids, commit, welcome, group_info).await?;
     Ok(Json(EpochOutput { success: true, new_epoch }))
 }
 

@@ -176,12 +176,18 @@ async fn three_members_add_remove_exchange_messages_and_rejoin_by_external_commi
     let carol = Member::new(&world);
     carol.publish_key_package().await;
     let key_packages = bob.fetch_key_packages(&[&carol]).await;
-    let (commit, welcome) = bob.mls.add(&mut bob_group, &key_packages);
-    let add =
+    let (commit, welcome, info) = bob.mls.add_with_group_info(&mut bob_group, &key_packages);
+    let mut add =
         json!({"convoId": convo, "didList": [carol.did()], "commit": b64(&commit), "welcomeMessage": b64(&welcome)});
+    add["groupInfo"] = json!(b64(&bob.mls.group_info(&bob_group)));
+    let reply = bob.api.procedure("blue.catbird.mls.addMembers", &add).await;
+    assert_eq!(error(&reply), (StatusCode::BAD_REQUEST, "InvalidGroupInfo"), "a GroupInfo of the old epoch");
+    add["groupInfo"] = json!(b64(&info));
     let added = ok(bob.api.procedure("blue.catbird.mls.addMembers", &add).await);
     assert_eq!(added, json!({"success": true, "newEpoch": 2}));
     bob.mls.merge(&mut bob_group);
+    let stored = ok(carol.api.query("blue.catbird.mls.getGroupInfo", &[("convoId", convo.clone())]).await);
+    assert_eq!(stored["epoch"], 2, "commit, Welcome and GroupInfo were stored together");
     let mut carol_group = carol.join(&convo).await;
     let (_, alice_seq) = alice.catch_up(&convo, &mut alice_group, 1).await;
     assert_eq!(alice_group.epoch().as_u64(), 2, "Alice merged Bob's commit from the log");
