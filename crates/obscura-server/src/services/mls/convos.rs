@@ -205,6 +205,9 @@ impl Conversations {
         if framing.recipients.is_empty() {
             return Err(MlsError::InvalidWelcome("the Welcome has no recipients".into()));
         }
+        if framing.recipients.len() > usize::try_from(self.limits.max_members).unwrap_or(usize::MAX) {
+            return Err(MlsError::TooManyMembers { limit: self.limits.max_members });
+        }
         let now = self.clock.now();
         let recipients = self.store.key_package_owners(&framing.recipients, now).await?;
         if recipients.len() != framing.recipients.iter().collect::<HashSet<_>>().len() {
