@@ -230,10 +230,9 @@ pub struct MessageRecord {
 pub enum Log {
     Page {
         messages: Vec<MessageRecord>,
-        /// The highest seq ever assigned (0 when none).
+        /// The highest seq ever assigned (0 when none): seqs are dense from 1, so this is also
+        /// how many entries were ever appended.
         last_seq: u64,
-        /// How many entries are stored now.
-        stored: u64,
     },
     ConvoNotFound,
     NotMember,

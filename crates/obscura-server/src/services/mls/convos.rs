@@ -20,6 +20,7 @@ use crate::ports::mls::{
 };
 
 use super::MlsError;
+use crate::services::ServiceError;
 
 /// Longest conversation name and description (the lexicon's limits).
 const MAX_NAME_CHARS: usize = 128;
@@ -83,7 +84,8 @@ pub struct Sent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gaps {
     pub missing: Vec<u64>,
-    pub stored: u64,
+    /// Entries ever appended, the missing ones included.
+    pub total: u64,
 }
 
 /// A page of the log.
@@ -125,6 +127,11 @@ fn commit_framing(bytes: &[u8], convo: &str, external: bool) -> Result<Framing, 
     Ok(framing)
 }
 
+/// A KeyPackage the Welcome names went away between the lookup and the write.
+fn key_package_gone() -> MlsError {
+    MlsError::KeyPackageNotFound("a KeyPackage the Welcome names was consumed or expired".into())
+}
+
 fn changed(outcome: Changed) -> Result<(u64, Option<u64>), MlsError> {
     match outcome {
         Changed::Applied { epoch, seq } => Ok((epoch, seq)),
@@ -138,9 +145,7 @@ fn changed(outcome: Changed) -> Result<(u64, Option<u64>), MlsError> {
         Changed::TargetNotMember(did) => Err(MlsError::TargetNotMember(did)),
         Changed::TooManyMembers { limit } => Err(MlsError::TooManyMembers { limit }),
         Changed::LastMember => Err(MlsError::LastMember),
-        Changed::KeyPackageUnavailable => {
-            Err(MlsError::KeyPackageNotFound("a KeyPackage the Welcome names was consumed or expired".into()))
-        }
+        Changed::KeyPackageUnavailable => Err(key_package_gone()),
     }
 }
 
@@ -162,11 +167,6 @@ impl Conversations {
     #[must_use]
     pub fn new(store: Arc<dyn ConvoStore>, clock: Arc<dyn Clock>, limits: ConvoLimits) -> Self {
         Self { store, clock, limits }
-    }
-
-    #[must_use]
-    pub fn limits(&self) -> ConvoLimits {
-        self.limits
     }
 
     fn expiry(&self, now: UnixMillis) -> UnixMillis {
@@ -272,9 +272,7 @@ impl Conversations {
         match self.store.create_convo(convo).await? {
             Created::Created(record) | Created::Existing(record) => Ok(record),
             Created::Taken => Err(MlsError::ConvoExists),
-            Created::KeyPackageUnavailable => {
-                Err(MlsError::KeyPackageNotFound("a KeyPackage the Welcome names was consumed or expired".into()))
-            }
+            Created::KeyPackageUnavailable => Err(key_package_gone()),
         }
     }
 
@@ -465,7 +463,8 @@ impl Conversations {
             ContentKind::Commit if !framing.external_commit => {
                 let commit = NewCommit { epoch: framing.epoch, msg_id: msg_id.clone(), body: message.ciphertext };
                 let (_, seq) = self.apply(self.change(convo, caller, RosterChange::None, Some(commit))).await?;
-                let seq = seq.ok_or_else(|| MlsError::Invalid("the commit was not stored".into()))?;
+                // Every applied commit has its place in the log; anything else is a store bug.
+                let seq = seq.ok_or_else(|| ServiceError::Internal("commit applied without a seq".into()))?;
                 Ok(Sent { msg_id, seq, epoch: framing.epoch, at: now })
             }
             ContentKind::Commit => Err(MlsError::InvalidMessage("external commits go to processExternalCommit".into())),
@@ -478,12 +477,11 @@ impl Conversations {
     /// `getMessages`: log entries after `since`, with the seqs that are missing among them.
     pub async fn messages(&self, caller: &Did, convo: &str, since: u64, limit: u32) -> Result<Page, MlsError> {
         let convo = group_id(convo)?;
-        let (messages, last_seq, stored) =
-            match self.store.read_log(&convo, caller, LogFilter::After { since, limit }).await? {
-                Log::Page { messages, last_seq, stored } => (messages, last_seq, stored),
-                Log::ConvoNotFound => return Err(MlsError::ConvoNotFound),
-                Log::NotMember => return Err(MlsError::NotMember),
-            };
+        let (messages, last_seq) = match self.store.read_log(&convo, caller, LogFilter::After { since, limit }).await? {
+            Log::Page { messages, last_seq } => (messages, last_seq),
+            Log::ConvoNotFound => return Err(MlsError::ConvoNotFound),
+            Log::NotMember => return Err(MlsError::NotMember),
+        };
         if since > last_seq {
             return Err(MlsError::InvalidCursor);
         }
@@ -497,7 +495,7 @@ impl Conversations {
             }
             expected = message.seq.saturating_add(1);
         }
-        let gaps = (!missing.is_empty()).then_some(Gaps { missing, stored });
+        let gaps = (!missing.is_empty()).then_some(Gaps { missing, total: last_seq });
         Ok(Page { messages, gaps })
     }
 
@@ -580,11 +578,6 @@ impl Conversations {
         } else {
             Err(MlsError::WelcomeNotFound)
         }
-    }
-
-    /// Deletes log entries and Welcomes past their retention; returns how many.
-    pub async fn expire(&self, batch: u32) -> Result<u64, MlsError> {
-        Ok(self.store.delete_expired_convo_data(self.clock.now(), batch).await?)
     }
 }
 

@@ -7,9 +7,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::bytes::{decode_base64, encode_base64, LexBytes};
+use super::bytes::{encode_base64, LexBytes};
 use super::error::XrpcError;
-use super::extract::{Caller, XrpcJson, XrpcQuery};
+use super::extract::{base64_field, did_field, Caller, XrpcJson, XrpcQuery};
 use super::XrpcState;
 use crate::domain::did::Did;
 use crate::domain::mls::CipherSuite;
@@ -34,16 +34,6 @@ pub fn router() -> Router<XrpcState> {
         .route("/blue.catbird.mls.getGroupInfo", get(group_info))
         .route("/blue.catbird.mls.updateGroupInfo", post(update_group_info))
         .route("/blue.catbird.mls.processExternalCommit", post(external_commit))
-}
-
-/// Decodes a base64 (standard or URL-safe, padded or not) field.
-pub(super) fn base64_field(name: &str, text: &str) -> Result<Vec<u8>, XrpcError> {
-    decode_base64(text).ok_or_else(|| XrpcError::invalid(format!("{name} is not base64")))
-}
-
-fn did_field(name: &str, text: &str) -> Result<Did, XrpcError> {
-    Did::parse(text)
-        .map_err(|e| XrpcError::named(axum::http::StatusCode::BAD_REQUEST, "InvalidDid", format!("{name}: {e}")))
 }
 
 #[derive(Serialize)]

@@ -95,3 +95,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for XrpcQuery<T> {
         serde_html_form::from_str(query).map(Self).map_err(|e| XrpcError::invalid(format!("query parameters: {e}")))
     }
 }
+
+/// Decodes a base64 field (standard or URL-safe, padded or not), naming it when it is not.
+pub fn base64_field(name: &str, text: &str) -> Result<Vec<u8>, XrpcError> {
+    super::bytes::decode_base64(text).ok_or_else(|| XrpcError::invalid(format!("{name} is not base64")))
+}
+
+/// Parses a DID field: `InvalidDid` naming the field when it is not one.
+pub fn did_field(name: &str, text: &str) -> Result<Did, XrpcError> {
+    Did::parse(text).map_err(|e| XrpcError::named(StatusCode::BAD_REQUEST, "InvalidDid", format!("{name}: {e}")))
+}

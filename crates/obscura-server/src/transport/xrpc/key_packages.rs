@@ -6,9 +6,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::bytes::{decode_base64, encode_base64url};
+use super::bytes::encode_base64url;
 use super::error::XrpcError;
-use super::extract::{Caller, XrpcJson, XrpcQuery};
+use super::extract::{base64_field, did_field, Caller, XrpcJson, XrpcQuery};
 use super::XrpcState;
 use crate::domain::did::Did;
 use crate::domain::mls::CipherSuite;
@@ -42,7 +42,7 @@ fn upload(input: PublishInput) -> Result<Upload, XrpcError> {
     if input.key_package.len() > MAX_KEY_PACKAGE_CHARS {
         return Err(XrpcError::invalid("keyPackage is longer than 65536 characters"));
     }
-    let bytes = decode_base64(&input.key_package).ok_or_else(|| XrpcError::invalid("keyPackage is not base64"))?;
+    let bytes = base64_field("keyPackage", &input.key_package)?;
     let expires = input
         .expires
         .map(|text| UnixMillis::parse_rfc3339(&text).ok_or_else(|| XrpcError::invalid("expires is not a datetime")))
@@ -149,12 +149,7 @@ async fn fetch(
     if params.dids.len() > limit {
         return Err(MlsError::TooManyDids { limit }.into());
     }
-    let dids = params
-        .dids
-        .iter()
-        .map(|text| Did::parse(text))
-        .collect::<Result<Vec<Did>, _>>()
-        .map_err(|e| XrpcError::named(axum::http::StatusCode::BAD_REQUEST, "InvalidDid", e.to_string()))?;
+    let dids = params.dids.iter().map(|text| did_field("dids", text)).collect::<Result<Vec<Did>, _>>()?;
     let suite = params
         .cipher_suite
         .map(|name| CipherSuite::from_name(&name).ok_or(MlsError::InvalidCipherSuite(name)))

@@ -129,6 +129,6 @@ async fn messages(
         })
         .collect();
     let gap_info =
-        page.gaps.map(|gaps| GapInfo { has_gaps: true, missing_seqs: gaps.missing, total_messages: gaps.stored });
+        page.gaps.map(|gaps| GapInfo { has_gaps: true, missing_seqs: gaps.missing, total_messages: gaps.total });
     Ok(Json(MessagesOutput { messages, last_seq, gap_info }))
 }

@@ -410,20 +410,32 @@ impl ConvoStore for SqliteStore {
 
     async fn read_log(&self, convo: &str, reader: &Did, filter: LogFilter) -> Result<Log, StoreError> {
         let mut conn = self.reader.acquire().await.map_err(map_err)?;
-        match visibility::<()>(&mut conn, convo, reader).await? {
-            Some(Visible::ConvoNotFound) => return Ok(Log::ConvoNotFound),
-            Some(_) => return Ok(Log::NotMember),
-            None => {}
-        }
+        // Membership and the highest seq assigned, in one read.
+        let head: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT c.next_seq, (SELECT 1 FROM mls_members m WHERE m.convo_id = c.id AND m.did = ? \
+             AND m.left_at IS NULL) FROM mls_convos c WHERE c.id = ?",
+        )
+        .bind(reader.as_str())
+        .bind(convo)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        let next_seq = match head {
+            None => return Ok(Log::ConvoNotFound),
+            Some((_, None)) => return Ok(Log::NotMember),
+            Some((next_seq, Some(_))) => next_seq,
+        };
         let rows: Vec<MessageRow> = match filter {
             LogFilter::After { since, limit } => sqlx::query_as(
-                "SELECT seq, epoch, kind, msg_id, sender_did, body, created_at FROM mls_messages WHERE convo_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, epoch, kind, msg_id, sender_did, body, created_at FROM mls_messages \
+                 WHERE convo_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             )
             .bind(convo)
             .bind(signed(since))
             .bind(limit),
             LogFilter::Commits { from, to, limit } => sqlx::query_as(
-                "SELECT seq, epoch, kind, msg_id, sender_did, body, created_at FROM mls_messages WHERE convo_id = ? AND kind = 'commit' AND epoch >= ? \
+                "SELECT seq, epoch, kind, msg_id, sender_did, body, created_at FROM mls_messages \
+                 WHERE convo_id = ? AND kind = 'commit' AND epoch >= ? \
                  AND epoch <= ? ORDER BY seq LIMIT ?",
             )
             .bind(convo)
@@ -434,17 +446,9 @@ impl ConvoStore for SqliteStore {
         .fetch_all(&mut *conn)
         .await
         .map_err(map_err)?;
-        let (next_seq, stored): (i64, i64) = sqlx::query_as(
-            "SELECT next_seq, (SELECT COUNT(*) FROM mls_messages WHERE convo_id = ?1) FROM mls_convos WHERE id = ?1",
-        )
-        .bind(convo)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
         Ok(Log::Page {
             messages: rows.into_iter().map(message).collect::<Result<_, _>>()?,
             last_seq: unsigned(next_seq, "seq")?.saturating_sub(1),
-            stored: unsigned(stored, "count")?,
         })
     }
 
