@@ -45,6 +45,7 @@ use crate::services::delivery::Delivery;
 use crate::services::health::Health;
 use crate::services::messaging::Messaging;
 use crate::services::mls::convos::Conversations;
+use crate::services::mls::events::{ConvoEvents, EventWaker};
 use crate::services::mls::key_packages::KeyPackages;
 use crate::services::passwords::Passwords;
 use crate::services::prekeys::PreKeys;
@@ -56,7 +57,7 @@ use crate::transport::listener::{ApiListener, PeerAddr};
 use crate::transport::rate_limit::{IpTier, Limiter};
 use crate::transport::tls::{self, ReloadableCert, TlsError};
 use crate::transport::xrpc::proxy::DevProxy;
-use crate::transport::xrpc::{MlsServices, XrpcState};
+use crate::transport::xrpc::{MlsServices, StreamSettings, XrpcState};
 use crate::transport::{api_router, mgmt::mgmt_router, AppState, RateLimits};
 use crate::workers::{self, expiry};
 
@@ -210,12 +211,14 @@ impl App {
             settings.message_ttl,
             settings.attachment_max_bytes,
         ));
-        let health = Arc::new(Health::new(store.clone(), blobs, notifier, settings.health_timeouts));
+        let health = Arc::new(Health::new(store.clone(), blobs, Arc::clone(&notifier), settings.health_timeouts));
         let limits = &settings.rate_limits;
         let trusted: Arc<[ipnet::IpNet]> = limits.trusted_proxies.clone().into();
         let shared_limits: Option<Arc<dyn SharedRateLimiter>> =
             redis.as_ref().map(|link| Arc::new(RedisRateLimiter::new(Arc::clone(link))) as Arc<dyn SharedRateLimiter>);
         let shared = || shared_limits.clone();
+        // Shared by the v1 gateway and the MLS event stream: both end on shutdown and are awaited.
+        let (shutdown, sessions) = (CancellationToken::new(), TaskTracker::new());
         let xrpc = match &settings.mls {
             Some(mls) => {
                 let replay: Arc<dyn TtlCache> = match &redis {
@@ -228,7 +231,18 @@ impl App {
                     tracing::warn!("development mode: HS256 caller tokens are accepted (JWT_SECRET is set)");
                 }
                 let key_packages = Arc::new(KeyPackages::new(store.clone(), Arc::clone(&clock), mls.key_packages));
-                let convos = Arc::new(Conversations::new(store.clone(), Arc::clone(&clock), mls.convos));
+                let waker = Arc::new(EventWaker::new(store.clone(), Arc::clone(&notifier)));
+                let convos =
+                    Arc::new(Conversations::new(store.clone(), Arc::clone(&clock), mls.convos, Arc::clone(&waker)));
+                let events = Arc::new(ConvoEvents::new(
+                    store.clone(),
+                    waker,
+                    Arc::clone(&notifier),
+                    Arc::clone(&clock),
+                    Arc::clone(&replay),
+                    &settings.jwt_secret,
+                    mls.events,
+                ));
                 // The largest call carries a commit plus a Welcome or GroupInfo, base64 in JSON.
                 let largest = mls.convos.max_message_bytes.saturating_add(mls.convos.max_group_state_bytes);
                 let body_limit = largest.max(settings.max_message_bytes).saturating_mul(4) / 3 + 64 * 1024;
@@ -241,7 +255,14 @@ impl App {
                 };
                 Some(XrpcState {
                     auth: Arc::new(ServiceAuth::new(mls.auth.clone(), resolver, replay, Arc::clone(&clock))),
-                    mls: MlsServices { key_packages, convos },
+                    mls: MlsServices { key_packages, convos, events },
+                    stream: StreamSettings {
+                        ping_interval: settings.gateway.ping_interval,
+                        idle_timeout: settings.gateway.idle_timeout,
+                    },
+                    tls: settings.tls.is_some(),
+                    shutdown: shutdown.clone(),
+                    sessions: sessions.clone(),
                     limiter: Arc::new(Limiter::new("xrpc", mls.rate, shared())),
                     endpoint: mls.endpoint.clone(),
                     body_limit,
@@ -269,9 +290,9 @@ impl App {
             },
             gateway: settings.gateway,
             max_message_bytes: settings.max_message_bytes,
-            shutdown: CancellationToken::new(),
+            shutdown,
             draining: Arc::new(AtomicBool::new(false)),
-            sessions: TaskTracker::new(),
+            sessions,
             xrpc,
         };
         let api = bind(settings.api_addr).await?;
@@ -319,6 +340,7 @@ impl App {
         let limits = self.state.limits.clone();
         let xrpc_limiter = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.limiter));
         let mls_clock = Arc::clone(&self.clock);
+        let events = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.mls.events));
         let mut handles = Vec::new();
         if let Some(push) = &self.push {
             let (push, slots, deliveries) =
@@ -339,9 +361,13 @@ impl App {
             workers::every("mls-expiry", s.cleanup_interval, cancel.clone(), move || {
                 let (key_packages, convo_data) = (Arc::clone(&key_packages), Arc::clone(&convo_data));
                 let clock = Arc::clone(&mls_clock);
+                let events = events.clone();
                 async move {
                     expiry::expire_key_packages(&key_packages, &clock).await;
                     expiry::expire_convo_data(&convo_data, &clock).await;
+                    if let Some(events) = &events {
+                        expiry::expire_events(events).await;
+                    }
                 }
             }),
             workers::every("attachment-expiry", s.attachment_cleanup_interval, cancel.clone(), move || {

@@ -45,6 +45,36 @@ impl XrpcClient {
         self.procedure_with_token(nsid, body, Some(&token)).await
     }
 
+    /// Opens an event subscription: a ticket from `getSubscriptionTicket` (for `convo` when
+    /// given), then the WebSocket it names, resuming after `cursor` when given.
+    pub async fn subscribe(&self, convo: Option<&str>, cursor: Option<&str>) -> crate::events::EventStream {
+        let url = self.subscription_url(convo, cursor).await;
+        crate::events::EventStream::connect(&url).await.unwrap()
+    }
+
+    /// The URL to open a subscription with a fresh ticket.
+    pub async fn subscription_url(&self, convo: Option<&str>, cursor: Option<&str>) -> String {
+        let input = match convo {
+            Some(convo) => serde_json::json!({"convoId": convo}),
+            None => serde_json::json!({}),
+        };
+        let (status, body) = self.procedure("blue.catbird.mls.getSubscriptionTicket", &input).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // The endpoint names the public host; tests reach the server at its local address.
+        let endpoint = body["endpoint"].as_str().unwrap();
+        assert!(endpoint.ends_with("/xrpc/blue.catbird.mls.subscribeConvoEvents"), "{endpoint}");
+        let local = format!("{}/xrpc/blue.catbird.mls.subscribeConvoEvents", self.base.replacen("http", "ws", 1));
+        let mut url = url::Url::parse(&local).unwrap();
+        url.query_pairs_mut().append_pair("ticket", body["ticket"].as_str().unwrap());
+        if let Some(cursor) = cursor {
+            url.query_pairs_mut().append_pair("cursor", cursor);
+        }
+        if let Some(convo) = convo {
+            url.query_pairs_mut().append_pair("convoId", convo);
+        }
+        url.to_string()
+    }
+
     /// A query with the given token (or none).
     pub async fn query_with_token(&self, nsid: &str, params: &[(&str, String)], token: Option<&str>) -> Reply {
         let mut request = self.http.get(format!("{}/xrpc/{nsid}", self.base)).query(params);

@@ -12,6 +12,7 @@ use crate::adapters::did::cache::CacheSettings;
 use crate::adapters::did::ResolverSettings;
 use crate::domain::did::Did;
 use crate::services::mls::convos::ConvoLimits;
+use crate::services::mls::events::EventSettings;
 use crate::services::mls::key_packages::KeyPackageLimits;
 use crate::services::service_auth::ServiceAuthSettings;
 
@@ -81,6 +82,15 @@ pub struct MlsFlags {
     /// Largest MLS GroupInfo or Welcome in bytes
     #[arg(long, env = "OBSCURA_MLS_MAX_GROUP_INFO_BYTES", default_value_t = 1_048_576)]
     pub mls_max_group_info_bytes: usize,
+    /// Seconds a subscription ticket (getSubscriptionTicket) stays valid
+    #[arg(long, env = "OBSCURA_MLS_SUBSCRIPTION_TICKET_SECS", default_value_t = 30)]
+    pub mls_subscription_ticket_secs: u64,
+    /// Hours events are kept for subscriptions resuming from a cursor
+    #[arg(long, env = "OBSCURA_MLS_EVENT_REPLAY_HOURS", default_value_t = 72)]
+    pub mls_event_replay_hours: u64,
+    /// Open event subscriptions per user on one replica
+    #[arg(long, env = "OBSCURA_MLS_MAX_SUBSCRIPTIONS_PER_USER", default_value_t = 10)]
+    pub mls_max_subscriptions_per_user: usize,
     /// XRPC calls per minute per caller DID and method
     #[arg(long, env = "OBSCURA_MLS_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
     pub xrpc_rate_limit_per_minute: u32,
@@ -88,6 +98,9 @@ pub struct MlsFlags {
     #[arg(long, env = "OBSCURA_MLS_RATE_LIMIT_BURST", default_value_t = 100)]
     pub xrpc_rate_limit_burst: u32,
 }
+
+/// Events a subscription reads (and sends) per page: bounds what one session holds.
+const EVENT_PAGE_SIZE: u32 = 100;
 
 /// The validated MLS settings.
 #[derive(Debug, Clone)]
@@ -100,6 +113,7 @@ pub struct MlsSettings {
     pub rate: Rate,
     pub key_packages: KeyPackageLimits,
     pub convos: ConvoLimits,
+    pub events: EventSettings,
     /// The development proxy's upstream, when on.
     pub proxy: Option<url::Url>,
 }
@@ -199,6 +213,15 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
             max_message_bytes: at_least_one("mls-max-message-bytes", flags.mls_max_message_bytes)?,
             max_group_state_bytes: at_least_one("mls-max-group-info-bytes", flags.mls_max_group_info_bytes)?,
             retention,
+        },
+        events: EventSettings {
+            ticket_ttl: positive_secs("mls-subscription-ticket-secs", flags.mls_subscription_ticket_secs)?,
+            page_size: EVENT_PAGE_SIZE,
+            replay_window: positive_secs("mls-event-replay-hours", flags.mls_event_replay_hours)?.saturating_mul(3600),
+            max_connections_per_user: at_least_one(
+                "mls-max-subscriptions-per-user",
+                flags.mls_max_subscriptions_per_user,
+            )?,
         },
         proxy,
     }))

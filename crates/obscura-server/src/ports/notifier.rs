@@ -1,16 +1,25 @@
-//! Wake-ups for open sessions: "a message arrived for this user" and "this user's sessions must
-//! close". Events carry no content; a session that hears one re-reads the store, so a lost or
-//! coalesced event only delays delivery, never loses a message.
+//! Wake-ups for open sessions: "a message arrived for this user", "this user's sessions must
+//! close", and for MLS subscriptions "new events for this member". Events carry no content; a
+//! session that hears one re-reads the store, so a lost or coalesced event only delays
+//! delivery, never loses a message.
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use crate::domain::did::Did;
 use crate::domain::ids::UserId;
+
+/// Whose sessions hear an event: a v1 account's, or an MLS member's (by DID).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    User(UserId),
+    Member(Did),
+}
 
 /// What happened to a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UserEvent {
-    /// New messages are waiting in the inbox.
+    /// New messages (or, for a member, new conversation events) are waiting.
     MessageReceived,
     /// The user's device was taken over: every session of the user must end.
     Disconnect,
@@ -30,6 +39,12 @@ pub trait Notifier: Send + Sync + 'static {
     /// Starts listening for `user`'s events. Dropping the subscription stops listening and
     /// frees the user's channel once nobody else listens.
     fn subscribe(&self, user: UserId) -> Subscription;
+
+    /// Tells every subscription of these MLS members that new events wait for them.
+    async fn publish_members(&self, members: &[Did]) -> Result<(), NotifierError>;
+
+    /// Starts listening for wake-ups of one MLS member.
+    fn subscribe_member(&self, member: &Did) -> Subscription;
 
     /// Whether events can currently be published and received.
     async fn check(&self) -> Result<(), NotifierError>;

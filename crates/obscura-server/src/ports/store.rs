@@ -251,6 +251,7 @@ pub trait Store:
     + PushTokenStore
     + crate::ports::mls::KeyPackageStore
     + crate::ports::mls::ConvoStore
+    + crate::ports::mls::EventStore
 {
     /// Closes the connections, waiting for statements in flight (on shutdown).
     async fn close(&self);

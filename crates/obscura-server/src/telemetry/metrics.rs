@@ -33,6 +33,9 @@ pub const ATTACHMENT_ORPHANS_DELETED: &str = "obscura_attachment_orphans_deleted
 pub const REFRESH_TOKENS_EXPIRED: &str = "obscura_refresh_tokens_expired_total";
 pub const KEY_PACKAGES_EXPIRED: &str = "obscura_mls_key_packages_expired_total";
 pub const MLS_CONVO_DATA_EXPIRED: &str = "obscura_mls_convo_data_expired_total";
+pub const MLS_EVENTS_EXPIRED: &str = "obscura_mls_events_expired_total";
+pub const MLS_SUBSCRIPTIONS: &str = "obscura_mls_subscriptions";
+pub const MLS_EVENTS_SENT: &str = "obscura_mls_events_sent_total";
 pub const PUSHES: &str = "obscura_push_notifications_total";
 pub const RATE_LIMIT_DECISIONS: &str = "obscura_rate_limit_decisions_total";
 

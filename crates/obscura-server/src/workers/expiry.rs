@@ -9,6 +9,7 @@ use crate::ports::clock::Clock;
 use crate::ports::mls::{ConvoStore, KeyPackageStore};
 use crate::ports::store::{AccountStore, MessageStore, StoreError};
 use crate::services::attachments::Attachments;
+use crate::services::mls::events::ConvoEvents;
 use crate::telemetry::metrics as m;
 
 /// Rows deleted per statement.
@@ -50,6 +51,11 @@ pub async fn expire_convo_data(convos: &Arc<dyn ConvoStore>, clock: &Arc<dyn Clo
         convos.delete_expired_convo_data(clock.now(), BATCH)
     })
     .await;
+}
+
+/// Deletes MLS events older than the replay window (`--mls-event-replay-hours`).
+pub async fn expire_events(events: &Arc<ConvoEvents>) {
+    delete_in_batches("mls events", m::MLS_EVENTS_EXPIRED, || events.purge_old(BATCH)).await;
 }
 
 /// Deletes expired messages and refreshes the pending-messages gauge.

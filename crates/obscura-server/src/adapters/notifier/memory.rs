@@ -1,6 +1,6 @@
-//! In-process fan-out of user events: one broadcast channel per user with at least one open
-//! session. A channel is removed when its last subscription is dropped, so memory follows the
-//! number of connected users, not the number ever seen.
+//! In-process fan-out of wake-ups: one broadcast channel per topic (a user or an MLS member)
+//! with at least one open session. A channel is removed when its last subscription is dropped,
+//! so memory follows the number of connected users, not the number ever seen.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use crate::domain::did::Did;
 use crate::domain::ids::UserId;
-use crate::ports::notifier::{Notifier, NotifierError, Subscription, UserEvent};
+use crate::ports::notifier::{Notifier, NotifierError, Subscription, Topic, UserEvent};
 
-/// Per-user broadcast channels for the sessions of this process.
+/// Per-topic broadcast channels for the sessions of this process.
 #[derive(Debug)]
 pub struct LocalHub {
-    channels: Arc<Mutex<HashMap<UserId, broadcast::Sender<UserEvent>>>>,
+    channels: Arc<Mutex<HashMap<Topic, broadcast::Sender<UserEvent>>>>,
     capacity: usize,
 }
 
@@ -25,10 +26,10 @@ impl LocalHub {
         Self { channels: Arc::default(), capacity: capacity.max(1) }
     }
 
-    /// Delivers `event` to this process's sessions of `user`, if any.
-    pub fn deliver(&self, user: UserId, event: UserEvent) {
+    /// Delivers `event` to this process's sessions of `topic`, if any.
+    pub fn deliver(&self, topic: &Topic, event: UserEvent) {
         let channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = channels.get(&user) {
+        if let Some(sender) = channels.get(topic) {
             // An error only means every receiver is gone; nothing to wake.
             let _ = sender.send(event);
         }
@@ -42,11 +43,11 @@ impl LocalHub {
         }
     }
 
-    /// Opens a subscription to `user`'s events in this process.
-    pub fn subscribe(&self, user: UserId) -> Subscription {
+    /// Opens a subscription to `topic`'s events in this process.
+    pub fn subscribe(&self, topic: Topic) -> Subscription {
         let receiver = {
             let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-            channels.entry(user).or_insert_with(|| broadcast::channel(self.capacity).0).subscribe()
+            channels.entry(topic.clone()).or_insert_with(|| broadcast::channel(self.capacity).0).subscribe()
         };
         let channels = Arc::clone(&self.channels);
         Subscription::new(
@@ -54,8 +55,8 @@ impl LocalHub {
             Box::new(move || {
                 let mut channels = channels.lock().unwrap_or_else(PoisonError::into_inner);
                 // The subscription being dropped still counts as one receiver.
-                if channels.get(&user).is_some_and(|s| s.receiver_count() <= 1) {
-                    channels.remove(&user);
+                if channels.get(&topic).is_some_and(|s| s.receiver_count() <= 1) {
+                    channels.remove(&topic);
                 }
             }),
         )
@@ -71,12 +72,23 @@ impl LocalHub {
 #[async_trait]
 impl Notifier for LocalHub {
     async fn publish(&self, user: UserId, event: UserEvent) -> Result<(), NotifierError> {
-        self.deliver(user, event);
+        self.deliver(&Topic::User(user), event);
         Ok(())
     }
 
     fn subscribe(&self, user: UserId) -> Subscription {
-        LocalHub::subscribe(self, user)
+        LocalHub::subscribe(self, Topic::User(user))
+    }
+
+    async fn publish_members(&self, members: &[Did]) -> Result<(), NotifierError> {
+        for member in members {
+            self.deliver(&Topic::Member(member.clone()), UserEvent::MessageReceived);
+        }
+        Ok(())
+    }
+
+    fn subscribe_member(&self, member: &Did) -> Subscription {
+        LocalHub::subscribe(self, Topic::Member(member.clone()))
     }
 
     async fn check(&self) -> Result<(), NotifierError> {
@@ -93,13 +105,13 @@ mod tests {
     async fn events_reach_every_subscriber_of_the_user_only() {
         let hub = LocalHub::new(4);
         let (alice, bob) = (UserId::random(), UserId::random());
-        let mut a1 = hub.subscribe(alice);
-        let mut a2 = hub.subscribe(alice);
-        let mut b = hub.subscribe(bob);
-        hub.deliver(alice, UserEvent::Disconnect);
+        let mut a1 = hub.subscribe(Topic::User(alice));
+        let mut a2 = hub.subscribe(Topic::User(alice));
+        let mut b = hub.subscribe(Topic::User(bob));
+        hub.deliver(&Topic::User(alice), UserEvent::Disconnect);
         assert_eq!(a1.recv().await, Heard::Event(UserEvent::Disconnect));
         assert_eq!(a2.recv().await, Heard::Event(UserEvent::Disconnect));
-        hub.deliver(bob, UserEvent::MessageReceived);
+        hub.deliver(&Topic::User(bob), UserEvent::MessageReceived);
         assert_eq!(b.recv().await, Heard::Event(UserEvent::MessageReceived));
     }
 
@@ -107,8 +119,8 @@ mod tests {
     async fn channels_are_freed_with_their_last_subscription() {
         let hub = LocalHub::new(4);
         let user = UserId::random();
-        let first = hub.subscribe(user);
-        let second = hub.subscribe(user);
+        let first = hub.subscribe(Topic::User(user));
+        let second = hub.subscribe(Topic::User(user));
         drop(first);
         assert_eq!(hub.channel_count(), 1);
         drop(second);

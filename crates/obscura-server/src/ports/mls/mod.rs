@@ -2,7 +2,9 @@
 //! rule decided inside the adapter's transaction.
 
 mod convos;
+mod events;
 mod key_packages;
 
 pub use convos::*;
+pub use events::*;
 pub use key_packages::*;

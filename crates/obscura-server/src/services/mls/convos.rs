@@ -19,6 +19,7 @@ use crate::ports::mls::{
     MessageRecord, NewCommit, NewConvo, NewConvoMessage, NewWelcome, Posted, RosterChange, Visible, WelcomeRecord,
 };
 
+use super::events::EventWaker;
 use super::MlsError;
 use crate::services::ServiceError;
 
@@ -103,7 +104,8 @@ pub fn is_padding_bucket(size: u64) -> bool {
 }
 
 /// The group id as stored: lowercase hex of 1 to 64 bytes.
-fn group_id(text: &str) -> Result<String, MlsError> {
+/// A conversation id as clients send it: hex of 1 to 64 bytes, in either case.
+pub(crate) fn group_id(text: &str) -> Result<String, MlsError> {
     let valid = (2..=128).contains(&text.len()) && text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit());
     if !valid {
         return Err(MlsError::Invalid("groupId must be 1 to 64 bytes in hex".into()));
@@ -161,12 +163,13 @@ pub struct Conversations {
     store: Arc<dyn ConvoStore>,
     clock: Arc<dyn Clock>,
     limits: ConvoLimits,
+    waker: Arc<EventWaker>,
 }
 
 impl Conversations {
     #[must_use]
-    pub fn new(store: Arc<dyn ConvoStore>, clock: Arc<dyn Clock>, limits: ConvoLimits) -> Self {
-        Self { store, clock, limits }
+    pub fn new(store: Arc<dyn ConvoStore>, clock: Arc<dyn Clock>, limits: ConvoLimits, waker: Arc<EventWaker>) -> Self {
+        Self { store, clock, limits, waker }
     }
 
     fn expiry(&self, now: UnixMillis) -> UnixMillis {
@@ -270,14 +273,31 @@ impl Conversations {
             expires_at: self.expiry(now),
         };
         match self.store.create_convo(convo).await? {
-            Created::Created(record) | Created::Existing(record) => Ok(record),
+            Created::Created(record) => {
+                self.waker.wake(&record.id, &[]).await;
+                Ok(record)
+            }
+            Created::Existing(record) => Ok(record),
             Created::Taken => Err(MlsError::ConvoExists),
             Created::KeyPackageUnavailable => Err(key_package_gone()),
         }
     }
 
+    /// Applies a change and wakes the subscribers who have new events (including a member
+    /// who just left or was removed, who hears of it).
     async fn apply(&self, change: ConvoChange) -> Result<(u64, Option<u64>), MlsError> {
-        changed(self.store.change_convo(change).await?)
+        let convo = change.convo.clone();
+        let departed = match &change.roster {
+            RosterChange::Remove(did) | RosterChange::Leave(did) => vec![did.clone()],
+            _ => Vec::new(),
+        };
+        let outcome = self.store.change_convo(change).await?;
+        let applied = matches!(outcome, Changed::Applied { .. });
+        let result = changed(outcome)?;
+        if applied {
+            self.waker.wake(&convo, &departed).await;
+        }
+        Ok(result)
     }
 
     fn change(&self, convo: String, actor: &Did, roster: RosterChange, commit: Option<NewCommit>) -> ConvoChange {
@@ -443,7 +463,7 @@ impl Conversations {
             ContentKind::Application => {
                 let bucketed = UnixMillis(now.0 - now.0.rem_euclid(TIME_BUCKET_MILLIS));
                 let new = NewConvoMessage {
-                    convo,
+                    convo: convo.clone(),
                     sender: caller.clone(),
                     epoch: message.epoch,
                     msg_id: msg_id.clone(),
@@ -452,7 +472,10 @@ impl Conversations {
                     expires_at: self.expiry(now),
                 };
                 match self.store.post_message(new).await? {
-                    Posted::Stored { seq, at } => Ok(Sent { msg_id, seq, epoch: message.epoch, at }),
+                    Posted::Stored { seq, at } => {
+                        self.waker.wake(&convo, &[]).await;
+                        Ok(Sent { msg_id, seq, epoch: message.epoch, at })
+                    }
                     Posted::Duplicate { seq, epoch, at } => Ok(Sent { msg_id, seq, epoch, at }),
                     Posted::IdTaken => Err(MlsError::DuplicateMessageId),
                     Posted::EpochMismatch { current } => Err(MlsError::EpochMismatch { current }),

@@ -3,6 +3,7 @@
 
 pub mod convos;
 pub mod error;
+pub mod events;
 pub mod key_packages;
 
 pub use error::MlsError;

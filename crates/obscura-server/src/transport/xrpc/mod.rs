@@ -5,6 +5,9 @@
 pub mod bytes;
 pub mod convos;
 pub mod error;
+mod event_frames;
+mod event_stream;
+pub mod events;
 pub mod extract;
 pub mod identity;
 pub mod key_packages;
@@ -20,7 +23,11 @@ use axum::Router;
 
 use self::error::XrpcError;
 use self::extract::MethodCall;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::services::mls::convos::Conversations;
+use crate::services::mls::events::ConvoEvents;
 use crate::services::mls::key_packages::KeyPackages;
 use crate::services::service_auth::ServiceAuth;
 use crate::transport::rate_limit::Limiter;
@@ -30,6 +37,16 @@ use crate::transport::rate_limit::Limiter;
 pub struct MlsServices {
     pub key_packages: Arc<KeyPackages>,
     pub convos: Arc<Conversations>,
+    pub events: Arc<ConvoEvents>,
+}
+
+/// Heartbeats of event subscriptions (the gateway's `--ws-*` settings).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSettings {
+    /// A ping (and a poll of the store) every this often.
+    pub ping_interval: std::time::Duration,
+    /// A subscriber silent this long, or not reading its frames, is disconnected.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Everything the XRPC handlers reach.
@@ -44,6 +61,13 @@ pub struct XrpcState {
     pub body_limit: usize,
     /// Development only: where unknown methods are forwarded.
     pub proxy: Option<Arc<proxy::DevProxy>>,
+    pub stream: StreamSettings,
+    /// Whether the API port serves TLS itself (subscription endpoints are then `wss://`).
+    pub tls: bool,
+    /// Ends event subscriptions on shutdown.
+    pub shutdown: CancellationToken,
+    /// Open event subscriptions, awaited on shutdown.
+    pub sessions: TaskTracker,
 }
 
 /// The XRPC routes plus `/.well-known/did.json`; without an `XrpcState` (no `--service-did`)
@@ -56,6 +80,7 @@ pub fn router(state: Option<XrpcState>) -> Router {
     let methods = key_packages::router()
         .merge(convos::router())
         .merge(messages::router())
+        .merge(events::router())
         .fallback(unknown_method)
         .method_not_allowed_fallback(wrong_method);
     Router::new()

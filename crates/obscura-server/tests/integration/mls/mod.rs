@@ -3,6 +3,8 @@
 
 mod auth;
 mod convos;
+mod events;
 mod key_packages;
+mod members;
 mod proxy;
 mod xrpc;

@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
+use super::events::{append, start_after};
 use super::{corrupt, limit as sql_limit, map_err, PostgresStore};
+use crate::adapters::store::convo_events::{self, for_change, for_creation};
 use crate::adapters::store::convo_rows::{did, message, signed, unsigned, ConvoRow, MessageRow, CONVO_COLUMNS};
 use crate::adapters::store::convo_rules::{decide, Loaded};
 use crate::domain::did::Did;
@@ -214,6 +216,7 @@ impl ConvoStore for PostgresStore {
         }
         let row = convo_row(&mut tx, &convo.id).await?.ok_or_else(|| corrupt("conversation"))?;
         let created = record(&mut tx, row).await?;
+        append(&mut tx, &convo.id, &for_creation(&convo), convo.now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Created::Created(created))
     }
@@ -314,6 +317,8 @@ impl ConvoStore for PostgresStore {
             .await
             .map_err(map_err)?;
         }
+        let last = append(&mut tx, &change.convo, &for_change(&change, &plan), change.now).await?;
+        start_after(&mut tx, &change.convo, &plan.add, last).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Changed::Applied { epoch: plan.epoch, seq: plan.seq })
     }
@@ -375,6 +380,7 @@ impl ConvoStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        append(&mut tx, &message.convo, &[convo_events::message_event(next_seq)], message.now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Posted::Stored { seq: next_seq, at: message.now })
     }

@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::events::{append, start_after};
 use super::{corrupt, map_err, SqliteStore};
+use crate::adapters::store::convo_events::{self, for_change, for_creation};
 use crate::adapters::store::convo_rows::{did, message, signed, unsigned, ConvoRow, MessageRow, CONVO_COLUMNS};
 use crate::adapters::store::convo_rules::{decide, Loaded};
 use crate::domain::did::Did;
@@ -216,6 +218,7 @@ impl ConvoStore for SqliteStore {
                 return Ok(Created::KeyPackageUnavailable);
             }
         }
+        append(&mut tx, &convo.id, &for_creation(&convo), convo.now).await?;
         let row = convo_row(&mut tx, &convo.id).await?.ok_or_else(|| corrupt("conversation"))?;
         let created = record(&mut tx, row).await?;
         tx.commit().await.map_err(map_err)?;
@@ -315,6 +318,8 @@ impl ConvoStore for SqliteStore {
                 .await
                 .map_err(map_err)?;
         }
+        let last = append(&mut tx, &change.convo, &for_change(&change, &plan), change.now).await?;
+        start_after(&mut tx, &change.convo, &plan.add, last).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Changed::Applied { epoch: plan.epoch, seq: plan.seq })
     }
@@ -376,6 +381,7 @@ impl ConvoStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        append(&mut tx, &message.convo, &[convo_events::message_event(next_seq)], message.now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Posted::Stored { seq: next_seq, at: message.now })
     }
