@@ -116,6 +116,21 @@ impl MlsWorld {
 
     /// A server with extra flags (the MLS ones are filled in unless given).
     pub async fn with_flags(flags: &[(&str, &str)]) -> Self {
+        Self::build(flags, None).await
+    }
+
+    /// A server whose clock the test turns.
+    pub async fn with_clock(
+        flags: &[(&str, &str)],
+        clock: std::sync::Arc<obscura_server::adapters::clock::ManualClock>,
+    ) -> Self {
+        Self::build(flags, Some(clock)).await
+    }
+
+    async fn build(
+        flags: &[(&str, &str)],
+        clock: Option<std::sync::Arc<obscura_server::adapters::clock::ManualClock>>,
+    ) -> Self {
         let plc = crate::plc::FakePlc::start().await;
         let plc_url = plc.url().to_owned();
         let mut all: Vec<(&str, &str)> = flags.to_vec();
@@ -124,8 +139,24 @@ impl MlsWorld {
                 all.push((flag, value));
             }
         }
-        let server = crate::TestServer::with_flags(&all).await;
+        let server = match clock {
+            Some(clock) => crate::TestServer::with_clock(&all, clock).await,
+            None => crate::TestServer::with_flags(&all).await,
+        };
         Self { plc, server }
+    }
+
+    /// Another replica of the same service (same directory, same service DID) on `flags`.
+    pub async fn replica(&self, flags: &[(&str, &str)]) -> crate::TestServer {
+        let mut all: Vec<(&str, &str)> = flags.to_vec();
+        all.extend([("--service-did", SERVICE_DID), ("--plc-directory-url", self.plc.url())]);
+        crate::TestServer::with_flags(&all).await
+    }
+
+    /// A client of `server` for an identity already published here.
+    #[must_use]
+    pub fn client_of(&self, server: &crate::TestServer, identity: Arc<AtprotoIdentity>) -> XrpcClient {
+        XrpcClient { http: reqwest::Client::new(), base: server.base.clone(), aud: SERVICE_DID.to_owned(), identity }
     }
 
     /// A new user with a K-256 key, published in the directory.

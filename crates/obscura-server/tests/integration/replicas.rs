@@ -228,3 +228,36 @@ async fn redis_outage(outage: RedisOutage) {
     assert_eq!(on_a.send(&alice.token, &bob.user_id, b"redis is back").await, StatusCode::CREATED);
     assert_eq!(gateway.envelope(STEP).await.map(|e| text(&e)).as_deref(), Some("redis is back"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mls_events_written_on_one_replica_reach_a_subscription_on_another() {
+    let Some(backends) = SharedBackends::create().await else { return };
+    let world = obscura_testkit::xrpc::MlsWorld::with_flags(&flags(&backends, &[])).await;
+    let b = world.replica(&flags(&backends, &[])).await;
+    let (alice, bob) = (world.user(), world.user());
+    let bob_on_b = world.client_of(&b, Arc::clone(&bob.identity));
+    let convo = "ab".repeat(16);
+    let create = json!({
+        "groupId": convo,
+        "cipherSuite": obscura_testkit::mls::SUITE_NAME,
+        "currentEpoch": 0,
+    });
+    let (status, body) = alice.procedure("blue.catbird.mls.createConvo", &create).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Alice alone can still ask for a GroupInfo refresh; Bob is not in the conversation.
+    let mut on_b = bob_on_b.subscribe(None, None).await;
+    let mut alice_on_b = world.client_of(&b, Arc::clone(&alice.identity)).subscribe(Some(&convo), None).await;
+    let (status, _) = alice.procedure("blue.catbird.mls.groupInfoRefresh", &json!({"convoId": convo})).await;
+    assert_eq!(status, StatusCode::OK);
+    let heard = alice_on_b.frame(STEP).await;
+    assert_eq!(heard.t.as_deref(), Some("#groupInfoRefreshRequestedEvent"), "through Redis: {heard:?}");
+    assert!(matches!(on_b.next(Duration::from_millis(500)).await, obscura_testkit::events::StreamNext::Timeout));
+
+    // A ticket issued by one replica is spent on all of them.
+    let url_from_a = alice.subscription_url(None, None).await;
+    let url_on_b = url_from_a.replace(&world.server.base.replacen("http", "ws", 1), &b.base.replacen("http", "ws", 1));
+    let used = obscura_testkit::events::EventStream::connect(&url_from_a).await.unwrap();
+    let mut again = obscura_testkit::events::EventStream::connect(&url_on_b).await.unwrap();
+    assert_eq!(again.frame(STEP).await.error(), Some("TicketAlreadyUsed"));
+    used.close().await;
+}

@@ -9,8 +9,8 @@ use std::time::Duration;
 use obscura_server::domain::did::Did;
 use obscura_server::domain::time::UnixMillis;
 use obscura_server::ports::mls::{
-    Changed, ConvoChange, Created, GroupInfoUpdated, Log, LogFilter, NewCommit, NewConvo, NewConvoMessage,
-    NewKeyPackage, NewWelcome, Posted, RosterChange, Visible, WelcomeRecipient,
+    Changed, ConvoChange, Created, EventBody, GroupInfoUpdated, Log, LogFilter, MembershipAction, NewCommit, NewConvo,
+    NewConvoMessage, NewKeyPackage, NewWelcome, Posted, RosterChange, Visible, WelcomeRecipient,
 };
 
 use super::store::{DynStore, T0};
@@ -297,6 +297,139 @@ pub async fn log_entries_and_welcomes_expire(store: DynStore) {
     assert!(store.pending_welcomes(&bob, None).await.unwrap().is_empty());
 }
 
+/// A short description of each event `reader` may see after `after`, and how far it read.
+async fn events(store: &DynStore, reader: &Did, convo: Option<&str>, after: u64) -> (Vec<String>, u64) {
+    let page = store.events_for(reader, convo, after, 100).await.unwrap();
+    let described = page
+        .events
+        .iter()
+        .map(|event| match &event.body {
+            EventBody::Message(m) => format!("{}:{}", m.kind.as_str(), m.seq),
+            EventBody::Membership { did, action, .. } => format!("{}:{}", action.as_str(), &did.as_str()[8..12]),
+            EventBody::Welcome(w) => format!("welcome:{}", w.epoch),
+            EventBody::GroupInfoRefresh { .. } => "refresh".to_owned(),
+        })
+        .collect();
+    (described, page.through)
+}
+
+fn short(did: &Did) -> &str {
+    &did.as_str()[8..12]
+}
+
+pub async fn events_follow_membership_and_reach_the_addressed_user(store: DynStore) {
+    let (alice, bob, carol) = (did(), did(), did());
+    let id = convo(&store, &alice, &[&bob]).await;
+    let (for_bob, _) = events(&store, &bob, None, 0).await;
+    assert_eq!(for_bob, [format!("joined:{}", short(&bob))], "creation: the initial members joined");
+
+    // Alice adds Carol: Bob hears the commit and the join, Carol only her Welcome.
+    let carols = key_package(&store, &carol, "phone", false).await;
+    let mut add = change(&id, &alice, RosterChange::Add(vec![carol.clone()]), Some(1));
+    add.welcome = Some(welcome(vec![carols]));
+    let welcome_id = add.welcome.as_ref().unwrap().id.clone();
+    assert!(matches!(store.change_convo(add).await.unwrap(), Changed::Applied { .. }));
+    let (for_bob, bob_at) = events(&store, &bob, None, 0).await;
+    assert_eq!(for_bob[1..], ["commit:1".to_owned(), format!("joined:{}", short(&carol))]);
+    let (for_carol, _) = events(&store, &carol, None, 0).await;
+    assert_eq!(for_carol, ["welcome:2"], "not the commit that added her");
+
+    // Alice removes Bob: he hears of it, and of nothing after.
+    let remove = change(&id, &alice, RosterChange::Remove(bob.clone()), Some(2));
+    assert!(matches!(store.change_convo(remove).await.unwrap(), Changed::Applied { .. }));
+    assert!(matches!(store.post_message(message(&id, &alice, 3, "after")).await.unwrap(), Posted::Stored { .. }));
+    let (for_bob, _) = events(&store, &bob, None, bob_at).await;
+    assert_eq!(for_bob, [format!("removed:{}", short(&bob))]);
+    let (for_carol, carol_at) = events(&store, &carol, Some(&id), 0).await;
+    assert_eq!(
+        for_carol,
+        ["welcome:2".to_owned(), "commit:2".into(), format!("removed:{}", short(&bob)), "app:3".into()]
+    );
+    assert!(events(&store, &carol, Some(&convo_id()), 0).await.0.is_empty(), "another conversation's filter");
+
+    // A confirmed Welcome is not heard again; the page still reads past it.
+    assert!(store.confirm_welcome(&carol, &welcome_id, None).await.unwrap());
+    let (for_carol, through) = events(&store, &carol, Some(&id), 0).await;
+    assert_eq!((for_carol.len(), through), (3, carol_at));
+
+    // A refresh request reaches the members, from a member only.
+    assert_eq!(store.request_group_info_refresh(&id, &carol, T0).await.unwrap(), Visible::Found(2));
+    assert_eq!(store.request_group_info_refresh(&id, &bob, T0).await.unwrap(), Visible::NotMember);
+    assert_eq!(events(&store, &alice, None, carol_at).await.0, ["refresh"]);
+    let page = store.events_for(&bob, None, 0, 100).await.unwrap();
+    let action = match page.events.last().map(|e| &e.body) {
+        Some(EventBody::Membership { action, actor, .. }) => (*action, actor.clone()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(action, (MembershipAction::Removed, Some(alice.clone())), "Bob's own copy of his removal");
+}
+
+pub async fn a_reader_paging_while_writers_race_never_skips_an_event(store: DynStore) {
+    // Writers on several conversations at once: event ids must still become visible in order,
+    // or a reader that moved past an id would never see a lower one committed later.
+    const CONVOS: usize = 10;
+    const PER_CONVO: u64 = 30;
+    let (alice, bob) = (did(), did());
+    let mut convos = Vec::new();
+    for _ in 0..CONVOS {
+        convos.push(convo(&store, &alice, &[&bob]).await);
+    }
+    let (_, start) = events(&store, &bob, None, 0).await;
+    let total = CONVOS * usize::try_from(PER_CONVO).unwrap();
+    let writers: Vec<_> = (0..total)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            let message = message(&convos[n % CONVOS], &alice, 1, &format!("m{n}"));
+            tokio::spawn(async move { store.post_message(message).await.unwrap() })
+        })
+        .collect();
+    let reader = {
+        let (store, bob) = (Arc::clone(&store), bob.clone());
+        tokio::spawn(async move {
+            let mut heard: Vec<(String, u64)> = Vec::new();
+            let mut position = start;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while heard.len() < total && tokio::time::Instant::now() < deadline {
+                let page = store.events_for(&bob, None, position, 3).await.unwrap();
+                for event in &page.events {
+                    assert!(event.id > position, "ids grow");
+                    if let EventBody::Message(m) = &event.body {
+                        heard.push((event.convo.clone(), m.seq));
+                    }
+                }
+                position = page.through;
+            }
+            heard
+        })
+    };
+    futures_util::future::join_all(writers).await;
+    let heard = reader.await.unwrap();
+    assert_eq!(heard.len(), total, "every message heard once");
+    for convo in &convos {
+        let seqs: Vec<u64> = heard.iter().filter(|(c, _)| c == convo).map(|(_, s)| *s).collect();
+        assert_eq!(seqs, (1..=PER_CONVO).collect::<Vec<_>>(), "in seq order, none skipped");
+    }
+}
+
+pub async fn old_events_are_purged_behind_a_horizon(store: DynStore) {
+    let (alice, bob) = (did(), did());
+    let id = convo(&store, &alice, &[&bob]).await;
+    let empty = store.event_bounds().await.unwrap();
+    assert_eq!(empty.purged_through, 0);
+    let mut later = message(&id, &alice, 1, "later");
+    later.now = T0.plus(Duration::from_secs(60));
+    assert!(matches!(store.post_message(message(&id, &alice, 1, "early")).await.unwrap(), Posted::Stored { .. }));
+    assert!(matches!(store.post_message(later).await.unwrap(), Posted::Stored { .. }));
+    let before = store.event_bounds().await.unwrap();
+    assert_eq!(store.delete_old_events(T0.plus(Duration::from_secs(1)), 100).await.unwrap(), 2);
+    let after = store.event_bounds().await.unwrap();
+    assert_eq!(after.head, before.head, "the newest event stays");
+    assert_eq!(after.purged_through, before.head - 1, "the horizon is the highest id deleted");
+    assert_eq!(events(&store, &bob, None, 0).await.0, ["app:2"]);
+    assert_eq!(store.delete_old_events(T0.plus(Duration::from_secs(1)), 100).await.unwrap(), 0);
+    assert_eq!(store.event_bounds().await.unwrap(), after, "nothing more to purge leaves the horizon");
+}
+
 /// Generates one `#[tokio::test]` per conversation store check, each with a fresh store.
 #[macro_export]
 macro_rules! convo_store_conformance {
@@ -310,6 +443,9 @@ macro_rules! convo_store_conformance {
             group_info_is_kept_for_the_current_epoch_only,
             welcomes_wait_for_each_device_until_confirmed,
             log_entries_and_welcomes_expire,
+            events_follow_membership_and_reach_the_addressed_user,
+            a_reader_paging_while_writers_race_never_skips_an_event,
+            old_events_are_purged_behind_a_horizon,
         );
     };
 }
