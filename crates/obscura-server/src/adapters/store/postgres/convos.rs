@@ -57,7 +57,11 @@ async fn convo_row(conn: &mut PgConnection, convo: &str) -> Result<Option<ConvoR
 }
 
 /// Whether `reader` may see `convo`: `None` when it may, else the refusal.
-async fn visibility<T>(conn: &mut PgConnection, convo: &str, reader: &Did) -> Result<Option<Visible<T>>, StoreError> {
+pub(super) async fn visibility<T>(
+    conn: &mut PgConnection,
+    convo: &str,
+    reader: &Did,
+) -> Result<Option<Visible<T>>, StoreError> {
     let row: Option<(Option<i32>,)> = sqlx::query_as(
         "SELECT (SELECT 1 FROM mls_members m WHERE m.convo_id = c.id AND m.did = $1 AND m.left_at IS NULL) \
          FROM mls_convos c WHERE c.id = $2",

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
+use super::convos::visibility;
 use super::{limit as sql_limit, map_err, PostgresStore};
 use crate::adapters::store::convo_events::{self, bounds, page, EventRow, NewEvent, EVENT_COLUMNS};
 use crate::adapters::store::convo_rows::{did, signed, unsigned};
@@ -112,20 +113,8 @@ impl EventStore for PostgresStore {
     }
 
     async fn membership(&self, convo: &str, reader: &Did) -> Result<Visible<()>, StoreError> {
-        let row: Option<(Option<i32>,)> = sqlx::query_as(
-            "SELECT (SELECT 1 FROM mls_members m WHERE m.convo_id = c.id AND m.did = $1 AND m.left_at IS NULL) \
-             FROM mls_convos c WHERE c.id = $2",
-        )
-        .bind(reader.as_str())
-        .bind(convo)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(match row {
-            None => Visible::ConvoNotFound,
-            Some((None,)) => Visible::NotMember,
-            Some((Some(_),)) => Visible::Found(()),
-        })
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        Ok(visibility(&mut conn, convo, reader).await?.unwrap_or(Visible::Found(())))
     }
 
     async fn audience(&self, convo: &str) -> Result<Vec<Did>, StoreError> {

@@ -57,7 +57,7 @@ async fn convo_row(conn: &mut SqliteConnection, convo: &str) -> Result<Option<Co
 }
 
 /// Whether `reader` may see `convo`: `None` when it may, else the refusal.
-async fn visibility<T>(
+pub(super) async fn visibility<T>(
     conn: &mut SqliteConnection,
     convo: &str,
     reader: &Did,

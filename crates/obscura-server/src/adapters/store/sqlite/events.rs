@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
+use super::convos::visibility;
 use super::{map_err, SqliteStore};
 use crate::adapters::store::convo_events::{self, bounds, page, EventRow, NewEvent, EVENT_COLUMNS};
 use crate::adapters::store::convo_rows::{did, signed, unsigned};
@@ -101,20 +102,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn membership(&self, convo: &str, reader: &Did) -> Result<Visible<()>, StoreError> {
-        let row: Option<(Option<i64>,)> = sqlx::query_as(
-            "SELECT (SELECT 1 FROM mls_members m WHERE m.convo_id = c.id AND m.did = ? AND m.left_at IS NULL) \
-             FROM mls_convos c WHERE c.id = ?",
-        )
-        .bind(reader.as_str())
-        .bind(convo)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        Ok(match row {
-            None => Visible::ConvoNotFound,
-            Some((None,)) => Visible::NotMember,
-            Some((Some(_),)) => Visible::Found(()),
-        })
+        let mut conn = self.reader.acquire().await.map_err(map_err)?;
+        Ok(visibility(&mut conn, convo, reader).await?.unwrap_or(Visible::Found(())))
     }
 
     async fn audience(&self, convo: &str) -> Result<Vec<Did>, StoreError> {
