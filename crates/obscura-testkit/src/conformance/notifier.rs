@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use obscura_server::domain::did::Did;
 use obscura_server::domain::ids::UserId;
 use obscura_server::ports::notifier::{Heard, Notifier, Subscription, UserEvent};
 
@@ -56,6 +57,23 @@ pub async fn a_dropped_subscription_stops_hearing_without_disturbing_others(pair
     assert_eq!(heard(&mut kept).await, Heard::Event(UserEvent::MessageReceived));
 }
 
+pub async fn member_wake_ups_reach_each_named_member_and_no_one_else(pair: NotifierPair) {
+    ready(&pair).await;
+    let member = |n: u32| Did::parse(&format!("did:plc:member{n}{}", rand::random::<u32>())).unwrap();
+    let (alice, bob, carol) = (member(1), member(2), member(3));
+    let (mut a, mut b, mut c) =
+        (pair.1.subscribe_member(&alice), pair.1.subscribe_member(&bob), pair.1.subscribe_member(&carol));
+    let user = UserId::random();
+    let mut same_user_topic = pair.1.subscribe(user);
+    pair.0.publish_members(&[alice.clone(), bob.clone()]).await.unwrap();
+    assert_eq!(heard(&mut a).await, Heard::Event(UserEvent::MessageReceived));
+    assert_eq!(heard(&mut b).await, Heard::Event(UserEvent::MessageReceived));
+    assert!(silent(&mut c).await, "a member not named hears nothing");
+    assert!(silent(&mut same_user_topic).await, "v1 sessions are another topic");
+    pair.0.publish(user, UserEvent::MessageReceived).await.unwrap();
+    assert!(silent(&mut a).await, "a v1 wake-up is not a member's");
+}
+
 /// Generates the notifier checks; `$make` yields `Option<(NotifierPair, guard)>`.
 #[macro_export]
 macro_rules! notifier_conformance {
@@ -64,6 +82,7 @@ macro_rules! notifier_conformance {
             events_reach_every_session_of_the_user_only,
             disconnects_reach_sessions_behind_either_handle,
             a_dropped_subscription_stops_hearing_without_disturbing_others,
+            member_wake_ups_reach_each_named_member_and_no_one_else,
         );
     };
 }

@@ -196,11 +196,6 @@ impl ConvoEvents {
         }
     }
 
-    #[must_use]
-    pub fn settings(&self) -> EventSettings {
-        self.settings
-    }
-
     /// `getSubscriptionTicket`: a single-use ticket for the caller, limited to `convo` (of
     /// which the caller must be a member) when given.
     pub async fn issue_ticket(&self, caller: &Did, convo: Option<String>) -> Result<Ticket, MlsError> {

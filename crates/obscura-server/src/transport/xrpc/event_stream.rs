@@ -76,7 +76,11 @@ pub async fn run(
     let admitted = match admitted {
         Ok(admitted) => admitted,
         Err(err) => {
-            tracing::debug!(error = %err, "subscription refused");
+            match &err {
+                // The cause stays in the log; the client only learns it may retry.
+                StreamError::Unavailable(cause) => tracing::warn!(cause = %cause, "subscription not started"),
+                _ => tracing::debug!(error = %err, "subscription refused"),
+            }
             let frame = event_frames::error(error_name(&err), &err.to_string());
             let code = if matches!(err, StreamError::Unavailable(_)) { 1011 } else { 1008 };
             let _ = timeout(settings.idle_timeout, sink.send(Message::Binary(frame.into()))).await;
