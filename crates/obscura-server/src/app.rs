@@ -45,6 +45,7 @@ use crate::services::delivery::Delivery;
 use crate::services::health::Health;
 use crate::services::messaging::Messaging;
 use crate::services::mls::convos::Conversations;
+use crate::services::mls::devices::Devices;
 use crate::services::mls::events::{ConvoEvents, EventWaker};
 use crate::services::mls::key_packages::KeyPackages;
 use crate::services::passwords::Passwords;
@@ -234,6 +235,8 @@ impl App {
                 let waker = Arc::new(EventWaker::new(store.clone(), Arc::clone(&notifier)));
                 let convos =
                     Arc::new(Conversations::new(store.clone(), Arc::clone(&clock), mls.convos, Arc::clone(&waker)));
+                let devices =
+                    Arc::new(Devices::new(store.clone(), Arc::clone(&clock), mls.devices, Arc::clone(&waker)));
                 let events = Arc::new(ConvoEvents::new(
                     store.clone(),
                     waker,
@@ -255,7 +258,7 @@ impl App {
                 };
                 Some(XrpcState {
                     auth: Arc::new(ServiceAuth::new(mls.auth.clone(), resolver, replay, Arc::clone(&clock))),
-                    mls: MlsServices { key_packages, convos, events },
+                    mls: MlsServices { key_packages, convos, devices, events },
                     stream: StreamSettings {
                         ping_interval: settings.gateway.ping_interval,
                         idle_timeout: settings.gateway.idle_timeout,

@@ -12,6 +12,7 @@ use crate::adapters::did::cache::CacheSettings;
 use crate::adapters::did::ResolverSettings;
 use crate::domain::did::Did;
 use crate::services::mls::convos::ConvoLimits;
+use crate::services::mls::devices::DeviceLimits;
 use crate::services::mls::events::EventSettings;
 use crate::services::mls::key_packages::KeyPackageLimits;
 use crate::services::service_auth::ServiceAuthSettings;
@@ -61,9 +62,12 @@ pub struct MlsFlags {
     /// Seconds one DID resolution may take
     #[arg(long, env = "OBSCURA_MLS_DID_TIMEOUT_SECS", default_value_t = 5)]
     pub did_timeout_secs: u64,
-    /// Most unconsumed KeyPackages one user may hold (all devices together)
-    #[arg(long, env = "OBSCURA_MLS_MAX_KEY_PACKAGES_PER_USER", default_value_t = 200)]
-    pub max_key_packages_per_user: u32,
+    /// Most unconsumed KeyPackages one device may hold (a bare-DID client counts as one device)
+    #[arg(long, env = "OBSCURA_MLS_MAX_KEY_PACKAGES_PER_DEVICE", default_value_t = 200)]
+    pub max_key_packages_per_device: u32,
+    /// Most registered devices per user (registerDevice)
+    #[arg(long, env = "OBSCURA_MLS_MAX_DEVICES_PER_USER", default_value_t = 10)]
+    pub mls_max_devices_per_user: u32,
     /// Seconds a fetched KeyPackage stays reserved for the user who fetched it
     #[arg(long, env = "OBSCURA_MLS_KEY_PACKAGE_RESERVATION_SECS", default_value_t = 300)]
     pub key_package_reservation_secs: u64,
@@ -99,6 +103,9 @@ pub struct MlsFlags {
     pub xrpc_rate_limit_burst: u32,
 }
 
+/// How long a member's claim on a pending device addition lasts (the lexicon's 60 seconds).
+const DEVICE_CLAIM: Duration = Duration::from_secs(60);
+
 /// Events a subscription reads (and sends) per page: bounds what one session holds.
 const EVENT_PAGE_SIZE: u32 = 100;
 
@@ -113,6 +120,7 @@ pub struct MlsSettings {
     pub rate: Rate,
     pub key_packages: KeyPackageLimits,
     pub convos: ConvoLimits,
+    pub devices: DeviceLimits,
     pub events: EventSettings,
     /// The development proxy's upstream, when on.
     pub proxy: Option<url::Url>,
@@ -204,8 +212,14 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
             max_entries: 100_000,
         },
         rate: Rate { per_period: per_minute, period: Duration::from_secs(60), burst },
+        devices: DeviceLimits {
+            max_devices: at_least_one("mls-max-devices-per-user", flags.mls_max_devices_per_user)?,
+            max_key_packages: at_least_one("max-key-packages-per-device", flags.max_key_packages_per_device)?,
+            claim: DEVICE_CLAIM,
+            addition_retention: retention,
+        },
         key_packages: KeyPackageLimits {
-            per_user: at_least_one("max-key-packages-per-user", flags.max_key_packages_per_user)?,
+            per_device: at_least_one("max-key-packages-per-device", flags.max_key_packages_per_device)?,
             reservation: positive_secs("key-package-reservation-secs", flags.key_package_reservation_secs)?,
         },
         convos: ConvoLimits {

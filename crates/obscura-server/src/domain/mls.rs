@@ -107,6 +107,8 @@ pub enum KeyPackageError {
     WrongIdentity,
     #[error("KeyPackage lifetime has ended or not begun")]
     NotCurrentlyValid,
+    #[error("credential names a registered device that has another signature key")]
+    WrongDevice,
 }
 
 /// A KeyPackage that passed validation, with what the server keeps about it.
@@ -121,6 +123,8 @@ pub struct ValidKeyPackage {
     pub last_resort: bool,
     /// End of the KeyPackage's own lifetime.
     pub not_after: UnixMillis,
+    /// The leaf's signature public key: which MLS client (device) made the package.
+    pub signature_key: Vec<u8>,
 }
 
 /// Runs a parser of client bytes so that a panic inside the MLS library (a bug there, or one
@@ -185,6 +189,7 @@ pub fn validate_key_package(
         sha256: sha256_hex(bytes),
         last_resort: key_package.last_resort(),
         not_after,
+        signature_key: key_package.leaf_node().signature_key().as_slice().to_vec(),
     })
 }
 

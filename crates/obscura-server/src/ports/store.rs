@@ -252,6 +252,7 @@ pub trait Store:
     + crate::ports::mls::KeyPackageStore
     + crate::ports::mls::ConvoStore
     + crate::ports::mls::EventStore
+    + crate::ports::mls::DeviceStore
 {
     /// Closes the connections, waiting for statements in flight (on shutdown).
     async fn close(&self);

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use obscura_server::adapters::clock::{ManualClock, SystemClock};
 use obscura_server::ports::clock::Clock as _;
 use obscura_server::Parts;
@@ -260,4 +262,33 @@ async fn mls_events_written_on_one_replica_reach_a_subscription_on_another() {
     let mut again = obscura_testkit::events::EventStream::connect(&url_on_b).await.unwrap();
     assert_eq!(again.frame(STEP).await.error(), Some("TicketAlreadyUsed"));
     used.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_registered_on_one_replica_is_announced_on_another() {
+    let Some(backends) = SharedBackends::create().await else { return };
+    let world = obscura_testkit::xrpc::MlsWorld::with_flags(&flags(&backends, &[])).await;
+    let b = world.replica(&flags(&backends, &[])).await;
+    let alice = world.user();
+    let alice_on_b = world.client_of(&b, Arc::clone(&alice.identity));
+    let convo = "cd".repeat(16);
+    let create = json!({"groupId": convo, "cipherSuite": obscura_testkit::mls::SUITE_NAME, "currentEpoch": 0});
+    let (status, body) = alice.procedure("blue.catbird.mls.createConvo", &create).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut stream_on_b = alice_on_b.subscribe(None, None).await;
+
+    let tablet = obscura_testkit::mls::MlsClient::new(alice.did());
+    let expires = SystemClock.now().plus(Duration::from_secs(86_400)).to_rfc3339();
+    let register = json!({
+        "deviceName": "tablet",
+        "keyPackages": [{"keyPackage": STANDARD.encode(tablet.key_package()), "cipherSuite": obscura_testkit::mls::SUITE_NAME, "expires": expires}],
+        "signaturePublicKey": {"$bytes": STANDARD.encode(tablet.signer.public())},
+    });
+    let (status, registered) = alice.procedure("blue.catbird.mls.registerDevice", &register).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    let heard = stream_on_b.frame(STEP).await;
+    assert_eq!(heard.t.as_deref(), Some("#newDeviceEvent"), "through Redis: {heard:?}");
+    assert_eq!(heard.body["deviceId"], registered["deviceId"]);
+    let (status, listed) = alice_on_b.query("blue.catbird.mls.listDevices", &[]).await;
+    assert_eq!((status, listed["devices"][0]["deviceId"].clone()), (StatusCode::OK, registered["deviceId"].clone()));
 }

@@ -36,6 +36,7 @@ async fn key_package(store: &DynStore, owner: &Did, device: &str, last_resort: b
     let package = NewKeyPackage {
         owner: owner.clone(),
         device: device.to_owned(),
+        signature_key: format!("key of {owner}#{device}").into_bytes(),
         key_ref: key_ref.clone(),
         sha256: to_hex(&key_ref),
         suite: 1,
@@ -308,6 +309,7 @@ async fn events(store: &DynStore, reader: &Did, convo: Option<&str>, after: u64)
             EventBody::Membership { did, action, .. } => format!("{}:{}", action.as_str(), &did.as_str()[8..12]),
             EventBody::Welcome(w) => format!("welcome:{}", w.epoch),
             EventBody::GroupInfoRefresh { .. } => "refresh".to_owned(),
+            EventBody::NewDevice { did, .. } => format!("device:{}", &did.as_str()[8..12]),
         })
         .collect();
     (described, page.through)

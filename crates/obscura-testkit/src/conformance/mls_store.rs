@@ -23,6 +23,7 @@ fn package(owner: &Did, device: &str, n: u8, last_resort: bool) -> NewKeyPackage
     NewKeyPackage {
         owner: owner.clone(),
         device: device.to_owned(),
+        signature_key: format!("key of {owner}/{device}").into_bytes(),
         key_ref: tag.as_bytes().to_vec(),
         sha256: obscura_server::domain::mls::sha256_hex(tag.as_bytes()),
         suite: 1,

@@ -3,6 +3,7 @@
 
 pub mod blob_store;
 pub mod convo_store;
+pub mod device_store;
 pub mod mls_store;
 pub mod notifier;
 pub mod push_queue;

@@ -18,6 +18,7 @@ const MESSAGE: &str = "message";
 const MEMBERSHIP: &str = "membership";
 const WELCOME: &str = "welcome";
 const GROUP_INFO_REFRESH: &str = "group_info_refresh";
+const NEW_DEVICE: &str = "new_device";
 
 /// An event to append in the writing transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,15 @@ struct Membership {
 #[serde(rename_all = "camelCase")]
 struct Refresh {
     requested_by: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Device {
+    did: String,
+    device: String,
+    name: String,
+    addition: String,
 }
 
 fn membership(
@@ -139,6 +149,24 @@ pub fn group_info_refresh(by: &Did) -> NewEvent {
     }
 }
 
+/// A member's new device, announced to the conversation with its pending addition.
+#[must_use]
+pub fn new_device(owner: &Did, device: &str, name: &str, addition: &str) -> NewEvent {
+    let detail = Device {
+        did: owner.to_string(),
+        device: device.to_owned(),
+        name: name.to_owned(),
+        addition: addition.to_owned(),
+    };
+    NewEvent {
+        recipient: None,
+        kind: NEW_DEVICE,
+        msg_seq: None,
+        welcome_id: None,
+        detail: serde_json::to_string(&detail).ok(),
+    }
+}
+
 /// The columns an event read selects, in `EventRow` order: the event, then its message and
 /// its Welcome when it has them (`m` and `w` are left joins).
 pub const EVENT_COLUMNS: &str = "e.id, e.convo_id, e.kind, e.detail, e.created_at, \
@@ -202,6 +230,16 @@ pub fn decode(row: EventRow) -> Result<(u64, Option<ConvoEvent>), StoreError> {
             let detail: Refresh =
                 serde_json::from_str(detail.as_deref().unwrap_or_default()).map_err(|_| corrupt("event"))?;
             EventBody::GroupInfoRefresh { requested_by: did(detail.requested_by)? }
+        }
+        NEW_DEVICE => {
+            let detail: Device =
+                serde_json::from_str(detail.as_deref().unwrap_or_default()).map_err(|_| corrupt("event"))?;
+            EventBody::NewDevice {
+                did: did(detail.did)?,
+                device: detail.device,
+                device_name: detail.name,
+                addition: detail.addition,
+            }
         }
         _ => return Err(corrupt("event kind")),
     };

@@ -15,6 +15,8 @@ pub struct Loaded {
     /// `(epoch, seq, same)` of a stored entry with the commit's `msg_id`; `same` when it is
     /// this very commit from this very sender.
     pub earlier: Option<(u64, u64, bool)>,
+    /// `(did, device)` of the devices waiting to be added (pending device additions).
+    pub waiting_devices: Vec<(String, String)>,
 }
 
 /// The writes of an allowed change.
@@ -28,6 +30,8 @@ pub struct Plan {
     pub epoch: u64,
     /// The commit's place in the log.
     pub seq: Option<u64>,
+    /// Waiting devices the Welcome adds: their pending additions are completed.
+    pub devices: Vec<(Did, String)>,
 }
 
 /// Decides `change` against `loaded`; `Err` carries the outcome of a refused (or repeated)
@@ -54,18 +58,21 @@ pub fn decide(change: &ConvoChange, loaded: &Loaded) -> Result<Plan, Changed> {
         remove: None,
         epoch: loaded.epoch.saturating_add(u64::from(change.commit.is_some())),
         seq: change.commit.as_ref().map(|_| loaded.next_seq),
+        devices: waiting_devices_welcomed(change, loaded),
     };
     match &change.roster {
         RosterChange::None | RosterChange::Rejoin => {}
         RosterChange::Add(dids) => {
-            if let Some(member) = dids.iter().find(|did| role(did).is_some()) {
+            // A member may be named again only to add a new device of theirs that waits.
+            let new_device = |did: &Did| plan.devices.iter().any(|(owner, _)| owner == did);
+            if let Some(member) = dids.iter().find(|did| role(did).is_some() && !new_device(did)) {
                 return Err(Changed::AlreadyMember(member.clone()));
             }
-            let after = loaded.members.len().saturating_add(dids.len());
+            plan.add = dids.iter().filter(|did| role(did).is_none()).cloned().collect();
+            let after = loaded.members.len().saturating_add(plan.add.len());
             if after > usize::try_from(change.max_members).unwrap_or(usize::MAX) {
                 return Err(Changed::TooManyMembers { limit: change.max_members });
             }
-            plan.add.clone_from(dids);
         }
         RosterChange::Remove(target) => {
             if !actor_is_admin {
@@ -92,11 +99,25 @@ pub fn decide(change: &ConvoChange, loaded: &Loaded) -> Result<Plan, Changed> {
     Ok(plan)
 }
 
+/// The waiting devices the change's Welcome brings in.
+fn waiting_devices_welcomed(change: &ConvoChange, loaded: &Loaded) -> Vec<(Did, String)> {
+    let Some(welcome) = &change.welcome else { return Vec::new() };
+    let mut devices: Vec<(Did, String)> = welcome
+        .recipients
+        .iter()
+        .filter(|r| loaded.waiting_devices.iter().any(|(did, device)| did == r.did.as_str() && *device == r.device))
+        .map(|r| (r.did.clone(), r.device.clone()))
+        .collect();
+    devices.sort();
+    devices.dedup();
+    devices
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::time::UnixMillis;
-    use crate::ports::mls::NewCommit;
+    use crate::ports::mls::{NewCommit, NewWelcome, WelcomeRecipient};
 
     fn did(name: &str) -> Did {
         Did::parse(&format!("did:plc:{name}")).unwrap()
@@ -108,6 +129,7 @@ mod tests {
             next_seq: 10,
             members: vec![(did("alice").to_string(), true), (did("bob").to_string(), false)],
             earlier: None,
+            waiting_devices: vec![(did("alice").to_string(), "tablet".into())],
         }
     }
 
@@ -128,7 +150,7 @@ mod tests {
     #[test]
     fn a_commit_moves_one_epoch_and_takes_the_next_seq() {
         let plan = decide(&change("bob", RosterChange::None, Some(3)), &loaded()).unwrap();
-        assert_eq!(plan, Plan { add: vec![], remove: None, epoch: 4, seq: Some(10) });
+        assert_eq!(plan, Plan { add: vec![], remove: None, epoch: 4, seq: Some(10), devices: vec![] });
     }
 
     #[test]
@@ -165,6 +187,21 @@ mod tests {
     }
 
     #[test]
+    fn a_member_is_named_again_only_for_a_waiting_device() {
+        let welcome = |device: &str| NewWelcome {
+            id: "w".into(),
+            body: vec![1],
+            recipients: vec![WelcomeRecipient { key_ref: vec![1], did: did("alice"), device: device.into() }],
+        };
+        let mut add = change("bob", RosterChange::Add(vec![did("alice")]), Some(3));
+        add.welcome = Some(welcome("phone"));
+        assert_eq!(decide(&add, &loaded()), Err(Changed::AlreadyMember(did("alice"))), "phone does not wait");
+        add.welcome = Some(welcome("tablet"));
+        let plan = decide(&add, &loaded()).unwrap();
+        assert_eq!((plan.add, plan.devices), (vec![], vec![(did("alice"), "tablet".to_owned())]));
+    }
+
+    #[test]
     fn only_admins_remove_others() {
         let remove =
             |actor: &str, target: &str| decide(&change(actor, RosterChange::Remove(did(target)), None), &loaded());
@@ -172,7 +209,7 @@ mod tests {
         assert_eq!(remove("alice", "carol"), Err(Changed::TargetNotMember(did("carol"))));
         assert_eq!(
             remove("alice", "bob").unwrap(),
-            Plan { add: vec![], remove: Some(did("bob")), epoch: 3, seq: None }
+            Plan { add: vec![], remove: Some(did("bob")), epoch: 3, seq: None, devices: vec![] }
         );
     }
 
@@ -189,7 +226,7 @@ mod tests {
     #[test]
     fn committing_a_departed_members_removal_only_moves_the_epoch() {
         let plan = decide(&change("bob", RosterChange::Leave(did("carol")), Some(3)), &loaded()).unwrap();
-        assert_eq!(plan, Plan { add: vec![], remove: None, epoch: 4, seq: Some(10) });
+        assert_eq!(plan, Plan { add: vec![], remove: None, epoch: 4, seq: Some(10), devices: vec![] });
         let outcome = decide(&change("bob", RosterChange::Leave(did("alice")), Some(3)), &loaded());
         assert_eq!(outcome, Err(Changed::NotAdmin));
     }

@@ -3,6 +3,7 @@
 pub mod convo_events;
 pub mod convo_rows;
 pub mod convo_rules;
+pub mod device_rows;
 pub mod key_package_choice;
 pub mod postgres;
 pub mod sqlite;

@@ -321,6 +321,7 @@ pub trait ConvoStore: Send + Sync + 'static {
     /// there was one; a Welcome no one waits for any more is deleted.
     async fn confirm_welcome(&self, recipient: &Did, welcome: &str, device: Option<&str>) -> Result<bool, StoreError>;
 
-    /// Deletes up to `limit` log entries and Welcomes past their retention. Returns how many.
+    /// Deletes up to `limit` log entries, Welcomes and device additions past their retention.
+    /// Returns how many.
     async fn delete_expired_convo_data(&self, now: UnixMillis, limit: u32) -> Result<u64, StoreError>;
 }

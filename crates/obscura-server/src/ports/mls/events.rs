@@ -54,6 +54,13 @@ pub enum EventBody {
     GroupInfoRefresh {
         requested_by: Did,
     },
+    /// A member registered a new device, which waits to be added (pending addition `addition`).
+    NewDevice {
+        did: Did,
+        device: String,
+        device_name: String,
+        addition: String,
+    },
 }
 
 /// One event of a conversation.

@@ -10,8 +10,11 @@ use crate::ports::store::StoreError;
 #[derive(Debug, Clone)]
 pub struct NewKeyPackage {
     pub owner: Did,
-    /// The device of the credential identity (`""` for a bare DID).
+    /// The device of the credential identity (`""` for a bare DID). A package made with the
+    /// signature key of a registered device belongs to that device instead.
     pub device: String,
+    /// The leaf's signature key.
+    pub signature_key: Vec<u8>,
     /// MLS KeyPackageRef: how Welcomes name it.
     pub key_ref: Vec<u8>,
     /// Hex SHA-256 of `body`.
@@ -30,8 +33,10 @@ pub enum Published {
     Stored,
     /// The very same package was stored before (a retry): nothing changed.
     AlreadyStored,
-    /// The owner holds `limit` available packages already.
+    /// The device holds `limit` available packages already.
     LimitReached,
+    /// The credential names a registered device whose signature key is another one.
+    WrongDevice,
 }
 
 /// A KeyPackage handed to a requester.
@@ -69,7 +74,7 @@ pub struct ConsumedKeyPackage {
 /// KeyPackages of MLS clients.
 #[async_trait]
 pub trait KeyPackageStore: Send + Sync + 'static {
-    /// Stores a package unless the owner already holds `limit` unconsumed, unexpired ones.
+    /// Stores a package unless its device already holds `limit` unconsumed, unexpired ones.
     async fn publish_key_package(
         &self,
         package: NewKeyPackage,

@@ -2,9 +2,11 @@
 //! rule decided inside the adapter's transaction.
 
 mod convos;
+mod devices;
 mod events;
 mod key_packages;
 
 pub use convos::*;
+pub use devices::*;
 pub use events::*;
 pub use key_packages::*;

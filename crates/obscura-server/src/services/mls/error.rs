@@ -16,7 +16,7 @@ pub enum MlsError {
     ExpirationTooFar { max_days: u64 },
     #[error("expiration is in the past")]
     ExpirationPassed,
-    #[error("at most {limit} available key packages per user")]
+    #[error("at most {limit} available key packages per device")]
     TooManyKeyPackages { limit: u32 },
     #[error("at most {limit} key packages per batch")]
     BatchTooLarge { limit: usize },
@@ -67,6 +67,20 @@ pub enum MlsError {
     WelcomeNotFound,
     #[error("invalid epoch range")]
     InvalidEpochRange,
+    #[error("{0}")]
+    InvalidDeviceName(String),
+    #[error("{0}")]
+    InvalidKeyPackages(String),
+    #[error("{0}")]
+    InvalidSignatureKey(String),
+    #[error("this signature key is registered as another device of the caller")]
+    DeviceAlreadyRegistered,
+    #[error("at most {limit} devices per user")]
+    TooManyDevices { limit: u32 },
+    #[error("the caller has no device with this id")]
+    DeviceNotFound,
+    #[error("the caller does not hold a live claim on this pending addition")]
+    NotClaimed,
     /// Storage failed; becomes 503 or 500.
     #[error(transparent)]
     Service(#[from] ServiceError),

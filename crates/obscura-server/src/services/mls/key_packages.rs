@@ -1,4 +1,4 @@
-//! KeyPackages: publishing (validated with `openmls`, per-user limit, idempotent by content),
+//! KeyPackages: publishing (validated with `openmls`, per-device limit, idempotent by content),
 //! fetching one per device of each requested user (reserved for the requester), the owner's
 //! status, and purging expired ones.
 
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::did::Did;
-use crate::domain::mls::{validate_key_package, CipherSuite};
+use crate::domain::mls::{validate_key_package, CipherSuite, KeyPackageError};
 use crate::domain::time::{days, UnixMillis};
 use crate::ports::clock::Clock;
 use crate::ports::mls::{
@@ -25,8 +25,8 @@ pub const MAX_DIDS: usize = 100;
 /// Limits of the KeyPackage service.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyPackageLimits {
-    /// Most unconsumed, unexpired packages per user.
-    pub per_user: u32,
+    /// Most unconsumed, unexpired packages per device.
+    pub per_device: u32,
     /// How long a fetched package stays reserved for its requester.
     pub reservation: Duration,
 }
@@ -80,33 +80,11 @@ impl KeyPackages {
     #[tracing::instrument(skip_all, fields(caller = %caller, len = upload.bytes.len()), err(level = "debug"))]
     pub async fn publish(&self, caller: &Did, upload: Upload) -> Result<(), MlsError> {
         let now = self.clock.now();
-        let suite = CipherSuite::from_name(&upload.cipher_suite)
-            .ok_or_else(|| MlsError::InvalidCipherSuite(upload.cipher_suite.chars().take(64).collect()))?;
-        let latest = now.plus(days(MAX_LIFETIME_DAYS));
-        if let Some(expires) = upload.expires {
-            if expires <= now {
-                return Err(MlsError::ExpirationPassed);
-            }
-            if expires > latest.plus(Duration::from_secs(60)) {
-                return Err(MlsError::ExpirationTooFar { max_days: MAX_LIFETIME_DAYS });
-            }
-        }
-        let valid = validate_key_package(&upload.bytes, caller, Some(suite), now)?;
-        let expires_at = upload.expires.unwrap_or(latest).min(valid.not_after).min(latest);
-        let package = NewKeyPackage {
-            owner: valid.identity.did,
-            device: valid.identity.device,
-            key_ref: valid.key_ref,
-            sha256: valid.sha256,
-            suite: suite.id(),
-            body: upload.bytes,
-            last_resort: valid.last_resort,
-            created_at: now,
-            expires_at,
-        };
-        match self.store.publish_key_package(package, self.limits.per_user, now).await? {
+        let package = validated(caller, upload, now)?;
+        match self.store.publish_key_package(package, self.limits.per_device, now).await? {
             Published::Stored | Published::AlreadyStored => Ok(()),
-            Published::LimitReached => Err(MlsError::TooManyKeyPackages { limit: self.limits.per_user }),
+            Published::LimitReached => Err(MlsError::TooManyKeyPackages { limit: self.limits.per_device }),
+            Published::WrongDevice => Err(MlsError::InvalidKeyPackage(KeyPackageError::WrongDevice)),
         }
     }
 
@@ -158,6 +136,36 @@ impl KeyPackages {
             .flatten();
         Ok(Status { counts, consumed, cursor })
     }
+}
+
+/// Checks one uploaded package of `caller` (suite, expiry, `openmls` validation) and makes the
+/// record to store.
+pub(crate) fn validated(caller: &Did, upload: Upload, now: UnixMillis) -> Result<NewKeyPackage, MlsError> {
+    let suite = CipherSuite::from_name(&upload.cipher_suite)
+        .ok_or_else(|| MlsError::InvalidCipherSuite(upload.cipher_suite.chars().take(64).collect()))?;
+    let latest = now.plus(days(MAX_LIFETIME_DAYS));
+    if let Some(expires) = upload.expires {
+        if expires <= now {
+            return Err(MlsError::ExpirationPassed);
+        }
+        if expires > latest.plus(Duration::from_secs(60)) {
+            return Err(MlsError::ExpirationTooFar { max_days: MAX_LIFETIME_DAYS });
+        }
+    }
+    let valid = validate_key_package(&upload.bytes, caller, Some(suite), now)?;
+    let expires_at = upload.expires.unwrap_or(latest).min(valid.not_after).min(latest);
+    Ok(NewKeyPackage {
+        owner: valid.identity.did,
+        device: valid.identity.device,
+        signature_key: valid.signature_key,
+        key_ref: valid.key_ref,
+        sha256: valid.sha256,
+        suite: suite.id(),
+        body: upload.bytes,
+        last_resort: valid.last_resort,
+        created_at: now,
+        expires_at,
+    })
 }
 
 fn parse_cursor(cursor: &str) -> Result<(UnixMillis, String), MlsError> {

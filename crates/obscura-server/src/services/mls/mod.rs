@@ -2,6 +2,7 @@
 //! commits, messages, Welcomes and GroupInfo.
 
 pub mod convos;
+pub mod devices;
 pub mod error;
 pub mod events;
 pub mod key_packages;

@@ -73,6 +73,13 @@ impl XrpcError {
             M::GroupInfoUnavailable => (StatusCode::NOT_FOUND, "GroupInfoUnavailable"),
             M::WelcomeNotFound => (StatusCode::NOT_FOUND, "WelcomeNotFound"),
             M::InvalidEpochRange => (bad, "InvalidEpochRange"),
+            M::InvalidDeviceName(_) => (bad, "InvalidDeviceName"),
+            M::InvalidKeyPackages(_) => (bad, "InvalidKeyPackages"),
+            M::InvalidSignatureKey(_) => (bad, "InvalidSignatureKey"),
+            M::DeviceAlreadyRegistered => (StatusCode::CONFLICT, "DeviceAlreadyRegistered"),
+            M::TooManyDevices { .. } => (StatusCode::CONFLICT, "TooManyDevices"),
+            M::DeviceNotFound => (StatusCode::NOT_FOUND, "DeviceNotFound"),
+            M::NotClaimed => (StatusCode::CONFLICT, "NotClaimed"),
             M::Service(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
         }
     }

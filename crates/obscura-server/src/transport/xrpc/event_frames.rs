@@ -73,6 +73,18 @@ struct GroupInfoRefreshRequestedEvent<'a> {
     requested_at: String,
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NewDeviceEvent<'a> {
+    cursor: String,
+    convo_id: &'a str,
+    user_did: &'a str,
+    device_id: &'a str,
+    device_name: &'a str,
+    device_credential_did: String,
+    pending_addition_id: &'a str,
+}
+
 fn frame(header: &Header, body: &impl Serialize) -> Option<Vec<u8>> {
     let mut bytes = serde_ipld_dagcbor::to_vec(header).ok()?;
     bytes.extend(serde_ipld_dagcbor::to_vec(body).ok()?);
@@ -130,6 +142,18 @@ pub fn event(event: &ConvoEvent) -> Option<Vec<u8>> {
                 convo_id,
                 requested_by: requested_by.as_str(),
                 requested_at: event.at.to_rfc3339(),
+            },
+        ),
+        EventBody::NewDevice { did, device, device_name, addition } => frame(
+            &header("#newDeviceEvent"),
+            &NewDeviceEvent {
+                cursor,
+                convo_id,
+                user_did: did.as_str(),
+                device_id: device,
+                device_name,
+                device_credential_did: format!("{did}#{device}"),
+                pending_addition_id: addition,
             },
         ),
     }

@@ -13,6 +13,7 @@ use super::XrpcState;
 use crate::domain::did::Did;
 use crate::domain::mls::CipherSuite;
 use crate::domain::time::UnixMillis;
+use crate::ports::mls::KeyPackageRecord;
 use crate::services::mls::key_packages::Upload;
 use crate::services::mls::MlsError;
 
@@ -155,20 +156,19 @@ async fn fetch(
         .map(|name| CipherSuite::from_name(&name).ok_or(MlsError::InvalidCipherSuite(name)))
         .transpose()?;
     let fetched = state.mls.key_packages.fetch(&caller, &dids, suite).await?;
-    let packages: Vec<Value> = fetched
-        .packages
-        .iter()
-        .map(|p| {
-            json!({
-                "did": p.owner,
-                "keyPackage": encode_base64url(&p.body),
-                "keyPackageHash": p.sha256,
-                "cipherSuite": CipherSuite::from_id(p.suite).map_or("unknown", CipherSuite::name),
-            })
-        })
-        .collect();
+    let packages: Vec<Value> = fetched.packages.iter().map(key_package_ref).collect();
     let missing = (!fetched.missing.is_empty()).then_some(fetched.missing);
     Ok(Json(FetchOutput { key_packages: packages, missing }))
+}
+
+/// A `defs#keyPackageRef`.
+pub(super) fn key_package_ref(package: &KeyPackageRecord) -> Value {
+    json!({
+        "did": package.owner,
+        "keyPackage": encode_base64url(&package.body),
+        "keyPackageHash": package.sha256,
+        "cipherSuite": CipherSuite::from_id(package.suite).map_or("unknown", CipherSuite::name),
+    })
 }
 
 #[derive(Deserialize)]

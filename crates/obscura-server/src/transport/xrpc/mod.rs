@@ -4,6 +4,7 @@
 
 pub mod bytes;
 pub mod convos;
+pub mod devices;
 pub mod error;
 mod event_frames;
 mod event_stream;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::services::mls::convos::Conversations;
+use crate::services::mls::devices::Devices;
 use crate::services::mls::events::ConvoEvents;
 use crate::services::mls::key_packages::KeyPackages;
 use crate::services::service_auth::ServiceAuth;
@@ -37,6 +39,7 @@ use crate::transport::rate_limit::Limiter;
 pub struct MlsServices {
     pub key_packages: Arc<KeyPackages>,
     pub convos: Arc<Conversations>,
+    pub devices: Arc<Devices>,
     pub events: Arc<ConvoEvents>,
 }
 
@@ -81,6 +84,7 @@ pub fn router(state: Option<XrpcState>) -> Router {
         .merge(convos::router())
         .merge(messages::router())
         .merge(events::router())
+        .merge(devices::router())
         .fallback(unknown_method)
         .method_not_allowed_fallback(wrong_method);
     Router::new()

@@ -94,14 +94,16 @@ async fn cipher_suite_and_expiry_are_checked() {
 }
 
 #[tokio::test]
-async fn a_user_holds_at_most_the_configured_number_of_key_packages() {
-    let world = MlsWorld::with_flags(&[("--max-key-packages-per-user", "2")]).await;
+async fn a_device_holds_at_most_the_configured_number_of_key_packages() {
+    let world = MlsWorld::with_flags(&[("--max-key-packages-per-device", "2")]).await;
     let alice = world.user();
     let client = MlsClient::new(alice.did());
     for _ in 0..2 {
         assert_eq!(publish(&alice, &client.key_package()).await.0, StatusCode::OK);
     }
     assert_eq!(error(&publish(&alice, &client.key_package()).await), (StatusCode::BAD_REQUEST, "TooManyKeyPackages"));
+    let tablet = MlsClient::new(&format!("{}#tablet", alice.did()));
+    assert_eq!(publish(&alice, &tablet.key_package()).await.0, StatusCode::OK, "another device has its own limit");
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod auth;
 mod convos;
+mod devices;
 mod events;
 mod key_packages;
 mod members;

@@ -14,3 +14,4 @@ async fn fresh() -> Option<(DynStore, tempfile::TempDir)> {
 obscura_testkit::store_conformance!(fresh());
 obscura_testkit::mls_store_conformance!(fresh());
 obscura_testkit::convo_store_conformance!(fresh());
+obscura_testkit::device_store_conformance!(fresh());

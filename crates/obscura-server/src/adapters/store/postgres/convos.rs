@@ -256,7 +256,15 @@ impl ConvoStore for PostgresStore {
             .map_err(map_err)?,
             None => None,
         };
+        let waiting_devices: Vec<(String, String)> = sqlx::query_as(
+            "SELECT did, device_id FROM mls_device_additions WHERE convo_id = $1 AND status <> 'completed'",
+        )
+        .bind(&change.convo)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let loaded = Loaded {
+            waiting_devices,
             epoch: unsigned(epoch, "epoch")?,
             next_seq: unsigned(next_seq, "seq")?,
             members,
@@ -320,6 +328,28 @@ impl ConvoStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        }
+        for (owner, device) in &plan.devices {
+            sqlx::query(
+                "UPDATE mls_device_additions SET status = 'completed', completed_at = $1, completed_epoch = $2 \
+                 WHERE convo_id = $3 AND did = $4 AND device_id = $5",
+            )
+            .bind(change.now)
+            .bind(signed(plan.epoch))
+            .bind(&change.convo)
+            .bind(owner.as_str())
+            .bind(device)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        if let Some(member) = &plan.remove {
+            sqlx::query("DELETE FROM mls_device_additions WHERE convo_id = $1 AND did = $2")
+                .bind(&change.convo)
+                .bind(member.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
         }
         let last = append(&mut tx, &change.convo, &for_change(&change, &plan), change.now).await?;
         start_after(&mut tx, &change.convo, &plan.add, last).await?;
@@ -578,6 +608,16 @@ impl ConvoStore for PostgresStore {
         .await
         .map_err(map_err)?
         .rows_affected();
-        Ok(messages.saturating_add(welcomes))
+        let additions = sqlx::query(
+            "DELETE FROM mls_device_additions WHERE id IN \
+             (SELECT id FROM mls_device_additions WHERE expires_at <= $1 LIMIT $2)",
+        )
+        .bind(now)
+        .bind(sql_limit(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(messages.saturating_add(welcomes).saturating_add(additions))
     }
 }

@@ -17,7 +17,7 @@ use crate::ports::store::StoreError;
 type CandidateRow = (Vec<u8>, String, bool, Option<String>, Option<UnixMillis>);
 
 /// Serialises this transaction with every other that locks the same owner.
-async fn lock_owner(conn: &mut PgConnection, owner: &Did) -> Result<(), StoreError> {
+pub(super) async fn lock_owner(conn: &mut PgConnection, owner: &Did) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!("mls-key-packages:{owner}"))
         .execute(conn)
@@ -30,6 +30,147 @@ fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
+/// The device a package belongs to: the registered device whose signature key made it, else
+/// the device its credential names. `None` when the credential names a registered device
+/// made with another key.
+async fn package_device(
+    conn: &mut PgConnection,
+    package: &NewKeyPackage,
+) -> Result<Option<(String, bool)>, StoreError> {
+    let (by_key, named): (Option<String>, Option<i32>) = sqlx::query_as(
+        "SELECT (SELECT id FROM mls_devices WHERE did = $1 AND signature_key = $2), \
+         (SELECT 1 FROM mls_devices WHERE did = $1 AND id = $3)",
+    )
+    .bind(package.owner.as_str())
+    .bind(&package.signature_key)
+    .bind(&package.device)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(match by_key {
+        Some(id) if package.device.is_empty() || package.device == id => Some((id, true)),
+        Some(_) => None,
+        None if named.is_some() => None,
+        None => Some((package.device.clone(), false)),
+    })
+}
+
+/// Stores one package inside the caller's transaction, unless it is stored already or its
+/// device holds `limit` unconsumed, unexpired packages.
+pub(super) async fn insert_package(
+    conn: &mut PgConnection,
+    package: &NewKeyPackage,
+    limit: u32,
+    now: UnixMillis,
+) -> Result<Published, StoreError> {
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM mls_key_packages WHERE key_ref = $1 OR sha256 = $2")
+        .bind(&package.key_ref)
+        .bind(&package.sha256)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    if exists.is_some() {
+        return Ok(Published::AlreadyStored);
+    }
+    let Some((device, registered)) = package_device(conn, package).await? else {
+        return Ok(Published::WrongDevice);
+    };
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM mls_key_packages WHERE owner_did = $1 AND device_id = $2 \
+         AND consumed_at IS NULL AND expires_at > $3",
+    )
+    .bind(package.owner.as_str())
+    .bind(&device)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if count(held) >= u64::from(limit) {
+        return Ok(Published::LimitReached);
+    }
+    sqlx::query(
+        "INSERT INTO mls_key_packages (key_ref, owner_did, device_id, sha256, cipher_suite, body, last_resort, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&package.key_ref)
+    .bind(package.owner.as_str())
+    .bind(&device)
+    .bind(&package.sha256)
+    .bind(i32::from(package.suite))
+    .bind(&package.body)
+    .bind(package.last_resort)
+    .bind(package.created_at)
+    .bind(package.expires_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if registered {
+        sqlx::query("UPDATE mls_devices SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2")
+            .bind(now)
+            .bind(&device)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(Published::Stored)
+}
+
+/// One package per device of `owner` (only of `device`, when given) reserved for `requester`
+/// during `(now, until)`, inside the caller's transaction.
+pub(super) async fn reserve(
+    conn: &mut PgConnection,
+    owner: &Did,
+    device: Option<&str>,
+    suite: Option<u16>,
+    requester: &Did,
+    (now, until): (UnixMillis, UnixMillis),
+) -> Result<Vec<KeyPackageRecord>, StoreError> {
+    let rows: Vec<CandidateRow> = sqlx::query_as(
+        "SELECT key_ref, device_id, last_resort, reserved_by, reserved_until FROM mls_key_packages \
+         WHERE owner_did = $1 AND consumed_at IS NULL AND expires_at > $2 \
+         AND ($3::INTEGER IS NULL OR cipher_suite = $3) AND ($4::TEXT IS NULL OR device_id = $4) ORDER BY device_id, created_at, key_ref",
+    )
+    .bind(owner.as_str())
+    .bind(now)
+    .bind(suite.map(i32::from))
+    .bind(device)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let candidates: Vec<Candidate> = rows
+        .into_iter()
+        .map(|(key_ref, device, last_resort, reserved_by, reserved_until)| Candidate {
+            key_ref,
+            device,
+            last_resort,
+            reserved_by,
+            reserved_until,
+        })
+        .collect();
+    let picks = pick_per_device(&candidates, requester.as_str(), now);
+    let mut records = Vec::with_capacity(picks.len());
+    for pick in picks {
+        if pick.reserve {
+            sqlx::query("UPDATE mls_key_packages SET reserved_by = $1, reserved_until = $2 WHERE key_ref = $3")
+                .bind(requester.as_str())
+                .bind(until)
+                .bind(&pick.key_ref)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        }
+        let (device, sha256, suite, body): (String, String, i32, Vec<u8>) =
+            sqlx::query_as("SELECT device_id, sha256, cipher_suite, body FROM mls_key_packages WHERE key_ref = $1")
+                .bind(&pick.key_ref)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        let suite = u16::try_from(suite).map_err(|_| corrupt("cipher suite"))?;
+        records.push(KeyPackageRecord { owner: owner.clone(), device, sha256, suite, body });
+    }
+    Ok(records)
+}
+
 #[async_trait]
 impl KeyPackageStore for PostgresStore {
     async fn publish_key_package(
@@ -40,45 +181,9 @@ impl KeyPackageStore for PostgresStore {
     ) -> Result<Published, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         lock_owner(&mut tx, &package.owner).await?;
-        let exists: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM mls_key_packages WHERE key_ref = $1 OR sha256 = $2")
-                .bind(&package.key_ref)
-                .bind(&package.sha256)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        if exists.is_some() {
-            return Ok(Published::AlreadyStored);
-        }
-        let held: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM mls_key_packages WHERE owner_did = $1 AND consumed_at IS NULL AND expires_at > $2",
-        )
-        .bind(package.owner.as_str())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if count(held) >= u64::from(limit) {
-            return Ok(Published::LimitReached);
-        }
-        sqlx::query(
-            "INSERT INTO mls_key_packages (key_ref, owner_did, device_id, sha256, cipher_suite, body, last_resort, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&package.key_ref)
-        .bind(package.owner.as_str())
-        .bind(&package.device)
-        .bind(&package.sha256)
-        .bind(i32::from(package.suite))
-        .bind(&package.body)
-        .bind(package.last_resort)
-        .bind(package.created_at)
-        .bind(package.expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let published = insert_package(&mut tx, &package, limit, now).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(Published::Stored)
+        Ok(published)
     }
 
     async fn reserve_key_packages(
@@ -91,48 +196,7 @@ impl KeyPackageStore for PostgresStore {
     ) -> Result<Vec<KeyPackageRecord>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         lock_owner(&mut tx, owner).await?;
-        let rows: Vec<CandidateRow> = sqlx::query_as(
-            "SELECT key_ref, device_id, last_resort, reserved_by, reserved_until FROM mls_key_packages \
-             WHERE owner_did = $1 AND consumed_at IS NULL AND expires_at > $2 \
-             AND ($3::INTEGER IS NULL OR cipher_suite = $3) ORDER BY device_id, created_at, key_ref",
-        )
-        .bind(owner.as_str())
-        .bind(now)
-        .bind(suite.map(i32::from))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let candidates: Vec<Candidate> = rows
-            .into_iter()
-            .map(|(key_ref, device, last_resort, reserved_by, reserved_until)| Candidate {
-                key_ref,
-                device,
-                last_resort,
-                reserved_by,
-                reserved_until,
-            })
-            .collect();
-        let picks = pick_per_device(&candidates, requester.as_str(), now);
-        let mut records = Vec::with_capacity(picks.len());
-        for pick in picks {
-            if pick.reserve {
-                sqlx::query("UPDATE mls_key_packages SET reserved_by = $1, reserved_until = $2 WHERE key_ref = $3")
-                    .bind(requester.as_str())
-                    .bind(until)
-                    .bind(&pick.key_ref)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
-            let (device, sha256, suite, body): (String, String, i32, Vec<u8>) =
-                sqlx::query_as("SELECT device_id, sha256, cipher_suite, body FROM mls_key_packages WHERE key_ref = $1")
-                    .bind(&pick.key_ref)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            let suite = u16::try_from(suite).map_err(|_| corrupt("cipher suite"))?;
-            records.push(KeyPackageRecord { owner: owner.clone(), device, sha256, suite, body });
-        }
+        let records = reserve(&mut tx, owner, None, suite, requester, (now, until)).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(records)
     }

@@ -8,6 +8,7 @@
 mod accounts;
 mod attachments;
 mod convos;
+mod devices;
 mod events;
 mod key_packages;
 mod messages;

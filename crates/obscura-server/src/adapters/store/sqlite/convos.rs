@@ -255,7 +255,15 @@ impl ConvoStore for SqliteStore {
             .map_err(map_err)?,
             None => None,
         };
+        let waiting_devices: Vec<(String, String)> = sqlx::query_as(
+            "SELECT did, device_id FROM mls_device_additions WHERE convo_id = ? AND status <> 'completed'",
+        )
+        .bind(&change.convo)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let loaded = Loaded {
+            waiting_devices,
             epoch: unsigned(epoch, "epoch")?,
             next_seq: unsigned(next_seq, "seq")?,
             members,
@@ -314,6 +322,28 @@ impl ConvoStore for SqliteStore {
                 .bind(signed(plan.epoch))
                 .bind(change.now)
                 .bind(&change.convo)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        for (owner, device) in &plan.devices {
+            sqlx::query(
+                "UPDATE mls_device_additions SET status = 'completed', completed_at = ?, completed_epoch = ? \
+                 WHERE convo_id = ? AND did = ? AND device_id = ?",
+            )
+            .bind(change.now)
+            .bind(signed(plan.epoch))
+            .bind(&change.convo)
+            .bind(owner.as_str())
+            .bind(device)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        if let Some(member) = &plan.remove {
+            sqlx::query("DELETE FROM mls_device_additions WHERE convo_id = ? AND did = ?")
+                .bind(&change.convo)
+                .bind(member.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -574,6 +604,16 @@ impl ConvoStore for SqliteStore {
         .await
         .map_err(map_err)?
         .rows_affected();
-        Ok(messages.saturating_add(welcomes))
+        let additions = sqlx::query(
+            "DELETE FROM mls_device_additions WHERE id IN \
+             (SELECT id FROM mls_device_additions WHERE expires_at <= ? LIMIT ?)",
+        )
+        .bind(now)
+        .bind(limit)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(messages.saturating_add(welcomes).saturating_add(additions))
     }
 }

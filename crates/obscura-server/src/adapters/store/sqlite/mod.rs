@@ -9,6 +9,7 @@ mod accounts;
 mod attachments;
 pub mod backup;
 mod convos;
+mod devices;
 mod events;
 mod key_packages;
 mod messages;
