@@ -1,6 +1,7 @@
-//! MLS devices and their pending additions in PostgreSQL. Registering takes the owner's
-//! KeyPackage lock (a user's device count and a device's packages are decided one transaction
-//! at a time); claiming and completing lock the addition's row.
+//! MLS devices and their pending additions in PostgreSQL. Registering, deleting and claiming
+//! take the owner's KeyPackage lock (a user's device count, a device's packages and each
+//! reservation are decided one transaction at a time); claiming and completing also lock the
+//! addition's row, always after the owner's lock.
 
 use async_trait::async_trait;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
@@ -9,7 +10,7 @@ use super::events::append;
 use super::key_packages::{insert_package, lock_owner, reserve};
 use super::{limit as sql_limit, map_err, PostgresStore};
 use crate::adapters::store::convo_events;
-use crate::adapters::store::convo_rows::signed;
+use crate::adapters::store::convo_rows::{did, signed};
 use crate::adapters::store::device_rows::{
     addition, device, device_columns, AdditionRow, DeviceRow, ADDITION_COLUMNS, STATUS_COMPLETED, STATUS_IN_PROGRESS,
     STATUS_PENDING,
@@ -226,6 +227,7 @@ impl DeviceStore for PostgresStore {
 
     async fn delete_device(&self, owner: &Did, id: &str) -> Result<Option<DeviceDeleted>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        lock_owner(&mut tx, owner).await?;
         let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM mls_devices WHERE did = $1 AND id = $2")
             .bind(owner.as_str())
             .bind(id)
@@ -273,6 +275,16 @@ impl DeviceStore for PostgresStore {
         until: UnixMillis,
     ) -> Result<Claim, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // The owner's lock first (it guards the KeyPackage reservation below), then the row:
+        // the order registration takes them in when a reinstall deletes additions.
+        let owner: Option<String> = sqlx::query_scalar("SELECT did FROM mls_device_additions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if let Some(owner) = owner {
+            lock_owner(&mut tx, &did(owner)?).await?;
+        }
         let Some(mut found) = read_addition(&mut tx, id, claimer, now).await? else {
             return Ok(Claim::NotFound);
         };
