@@ -189,7 +189,20 @@ pub async fn packages_made_with_a_device_key_belong_to_that_device(store: DynSto
     let wrong = store.publish_key_package(package(&alice, &phone, &key()), 10, T0).await.unwrap();
     assert_eq!(wrong, Published::WrongDevice, "the phone's id with another key");
     assert_eq!(published(&store, &alice, "", &key()).await.device, "", "an unregistered client");
-    assert_eq!(store.devices_of(&alice, T0).await.unwrap()[0].key_packages, 3);
+
+    // A client that published before it registered brings its packages along.
+    let laptop_key = key();
+    let early = package(&alice, "", &laptop_key);
+    assert_eq!(store.publish_key_package(early.clone(), 10, T0).await.unwrap(), Published::Stored);
+    let mut registration = device(&alice, &laptop_key, None, 0, T0);
+    registration.key_packages = vec![early.clone()];
+    let Registered::New { device: laptop, .. } = store.register_device(registration).await.unwrap() else {
+        panic!("new")
+    };
+    assert_eq!(laptop.key_packages, 1);
+    assert_eq!(store.key_package_owners(&[early.key_ref], T0).await.unwrap()[0].device, laptop.id);
+    let devices = store.devices_of(&alice, T0).await.unwrap();
+    assert_eq!(devices.iter().find(|d| d.id == phone).unwrap().key_packages, 3);
 
     // The limit is per device: a full phone does not stop another client.
     let mut full = 3;

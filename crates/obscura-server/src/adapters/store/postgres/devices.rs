@@ -82,7 +82,17 @@ async fn store_packages(conn: &mut PgConnection, new: &NewDevice, id: &str) -> R
             return Ok(Some(Registered::ForeignIdentity(index)));
         }
         match insert_package(conn, package, new.max_key_packages, new.now).await? {
-            Published::Stored | Published::AlreadyStored => {}
+            Published::Stored => {}
+            // Published before the device registered: made with its key, so it is its own.
+            Published::AlreadyStored => {
+                sqlx::query("UPDATE mls_key_packages SET device_id = $1 WHERE key_ref = $2 AND owner_did = $3")
+                    .bind(id)
+                    .bind(&package.key_ref)
+                    .bind(new.owner.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+            }
             Published::LimitReached => return Ok(Some(Registered::TooManyKeyPackages { limit: new.max_key_packages })),
             Published::WrongDevice => return Ok(Some(Registered::ForeignIdentity(index))),
         }

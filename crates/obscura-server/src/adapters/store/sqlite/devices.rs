@@ -85,7 +85,17 @@ async fn store_packages(
             return Ok(Some(Registered::ForeignIdentity(index)));
         }
         match insert_package(conn, package, new.max_key_packages, new.now).await? {
-            Published::Stored | Published::AlreadyStored => {}
+            Published::Stored => {}
+            // Published before the device registered: made with its key, so it is its own.
+            Published::AlreadyStored => {
+                sqlx::query("UPDATE mls_key_packages SET device_id = ? WHERE key_ref = ? AND owner_did = ?")
+                    .bind(id)
+                    .bind(&package.key_ref)
+                    .bind(new.owner.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+            }
             Published::LimitReached => return Ok(Some(Registered::TooManyKeyPackages { limit: new.max_key_packages })),
             Published::WrongDevice => return Ok(Some(Registered::ForeignIdentity(index))),
         }
