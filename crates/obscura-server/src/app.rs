@@ -44,6 +44,7 @@ use crate::services::attachments::Attachments;
 use crate::services::delivery::Delivery;
 use crate::services::health::Health;
 use crate::services::messaging::Messaging;
+use crate::services::mls::blobs::ConvoBlobs;
 use crate::services::mls::convos::Conversations;
 use crate::services::mls::devices::Devices;
 use crate::services::mls::events::{ConvoEvents, EventWaker};
@@ -212,7 +213,8 @@ impl App {
             settings.message_ttl,
             settings.attachment_max_bytes,
         ));
-        let health = Arc::new(Health::new(store.clone(), blobs, Arc::clone(&notifier), settings.health_timeouts));
+        let health =
+            Arc::new(Health::new(store.clone(), Arc::clone(&blobs), Arc::clone(&notifier), settings.health_timeouts));
         let limits = &settings.rate_limits;
         let trusted: Arc<[ipnet::IpNet]> = limits.trusted_proxies.clone().into();
         let shared_limits: Option<Arc<dyn SharedRateLimiter>> =
@@ -237,6 +239,8 @@ impl App {
                     Arc::new(Conversations::new(store.clone(), Arc::clone(&clock), mls.convos, Arc::clone(&waker)));
                 let devices =
                     Arc::new(Devices::new(store.clone(), Arc::clone(&clock), mls.devices, Arc::clone(&waker)));
+                let convo_blobs =
+                    Arc::new(ConvoBlobs::new(store.clone(), Arc::clone(&blobs), Arc::clone(&clock), mls.blobs));
                 let events = Arc::new(ConvoEvents::new(
                     store.clone(),
                     waker,
@@ -258,7 +262,7 @@ impl App {
                 };
                 Some(XrpcState {
                     auth: Arc::new(ServiceAuth::new(mls.auth.clone(), resolver, replay, Arc::clone(&clock))),
-                    mls: MlsServices { key_packages, convos, devices, events },
+                    mls: MlsServices { key_packages, convos, devices, events, blobs: convo_blobs },
                     stream: StreamSettings {
                         ping_interval: settings.gateway.ping_interval,
                         idle_timeout: settings.gateway.idle_timeout,
@@ -344,6 +348,7 @@ impl App {
         let xrpc_limiter = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.limiter));
         let mls_clock = Arc::clone(&self.clock);
         let events = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.mls.events));
+        let convo_blobs = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.mls.blobs));
         let mut handles = Vec::new();
         if let Some(push) = &self.push {
             let (push, slots, deliveries) =
@@ -365,11 +370,15 @@ impl App {
                 let (key_packages, convo_data) = (Arc::clone(&key_packages), Arc::clone(&convo_data));
                 let clock = Arc::clone(&mls_clock);
                 let events = events.clone();
+                let convo_blobs = convo_blobs.clone();
                 async move {
                     expiry::expire_key_packages(&key_packages, &clock).await;
                     expiry::expire_convo_data(&convo_data, &clock).await;
                     if let Some(events) = &events {
                         expiry::expire_events(events).await;
+                    }
+                    if let Some(convo_blobs) = &convo_blobs {
+                        expiry::expire_blobs(convo_blobs).await;
                     }
                 }
             }),

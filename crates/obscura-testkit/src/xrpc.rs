@@ -75,6 +75,34 @@ impl XrpcClient {
         url.to_string()
     }
 
+    /// `POST /xrpc/<nsid>?params` with a raw body, and its Content-Type when given.
+    pub async fn upload(
+        &self,
+        nsid: &str,
+        params: &[(&str, String)],
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let token = self.identity.service_token(&self.aud, nsid);
+        let mut request = self.http.post(format!("{}/xrpc/{nsid}", self.base)).query(params).bearer_auth(token);
+        if let Some(content_type) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        read(request.body(body).send().await.unwrap()).await
+    }
+
+    /// `GET /xrpc/<nsid>?params` answered with bytes: the status, the Content-Type and the body
+    /// (an error's JSON body comes back as bytes too).
+    pub async fn download(&self, nsid: &str, params: &[(&str, String)]) -> (StatusCode, Option<String>, Vec<u8>) {
+        let token = self.identity.service_token(&self.aud, nsid);
+        let response =
+            self.http.get(format!("{}/xrpc/{nsid}", self.base)).query(params).bearer_auth(token).send().await.unwrap();
+        let status = response.status();
+        let content_type =
+            response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (status, content_type, response.bytes().await.unwrap().to_vec())
+    }
+
     /// A query with the given token (or none).
     pub async fn query_with_token(&self, nsid: &str, params: &[(&str, String)], token: Option<&str>) -> Reply {
         let mut request = self.http.get(format!("{}/xrpc/{nsid}", self.base)).query(params);

@@ -11,6 +11,7 @@ use super::settings::{at_least_one, invalid, non_empty as trimmed, secs as posit
 use crate::adapters::did::cache::CacheSettings;
 use crate::adapters::did::ResolverSettings;
 use crate::domain::did::Did;
+use crate::services::mls::blobs::BlobLimits;
 use crate::services::mls::convos::ConvoLimits;
 use crate::services::mls::devices::DeviceLimits;
 use crate::services::mls::events::EventSettings;
@@ -65,6 +66,12 @@ pub struct MlsFlags {
     /// Most unconsumed KeyPackages one device may hold (a bare-DID client counts as one device)
     #[arg(long, env = "OBSCURA_MLS_MAX_KEY_PACKAGES_PER_DEVICE", default_value_t = 200)]
     pub max_key_packages_per_device: u32,
+    /// Largest MLS blob (uploadBlob) in bytes
+    #[arg(long, env = "OBSCURA_MLS_MAX_BLOB_BYTES", default_value_t = 52_428_800)]
+    pub mls_max_blob_bytes: u64,
+    /// Most bytes of unexpired MLS blobs one user may hold
+    #[arg(long, env = "OBSCURA_MLS_BLOB_QUOTA_BYTES", default_value_t = 1_073_741_824)]
+    pub mls_blob_quota_bytes: u64,
     /// Most registered devices per user (registerDevice)
     #[arg(long, env = "OBSCURA_MLS_MAX_DEVICES_PER_USER", default_value_t = 10)]
     pub mls_max_devices_per_user: u32,
@@ -121,6 +128,7 @@ pub struct MlsSettings {
     pub key_packages: KeyPackageLimits,
     pub convos: ConvoLimits,
     pub devices: DeviceLimits,
+    pub blobs: BlobLimits,
     pub events: EventSettings,
     /// The development proxy's upstream, when on.
     pub proxy: Option<url::Url>,
@@ -212,6 +220,11 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
             max_entries: 100_000,
         },
         rate: Rate { per_period: per_minute, period: Duration::from_secs(60), burst },
+        blobs: BlobLimits {
+            max_bytes: at_least_one("mls-max-blob-bytes", flags.mls_max_blob_bytes)?,
+            quota: at_least_one("mls-blob-quota-bytes", flags.mls_blob_quota_bytes)?,
+            retention,
+        },
         devices: DeviceLimits {
             max_devices: at_least_one("mls-max-devices-per-user", flags.mls_max_devices_per_user)?,
             max_key_packages: at_least_one("max-key-packages-per-device", flags.max_key_packages_per_device)?,

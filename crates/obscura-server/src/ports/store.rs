@@ -253,6 +253,7 @@ pub trait Store:
     + crate::ports::mls::ConvoStore
     + crate::ports::mls::EventStore
     + crate::ports::mls::DeviceStore
+    + crate::ports::mls::ConvoBlobStore
 {
     /// Closes the connections, waiting for statements in flight (on shutdown).
     async fn close(&self);

@@ -9,6 +9,7 @@ use crate::ports::clock::Clock;
 use crate::ports::mls::{ConvoStore, KeyPackageStore};
 use crate::ports::store::{AccountStore, MessageStore, StoreError};
 use crate::services::attachments::Attachments;
+use crate::services::mls::blobs::ConvoBlobs;
 use crate::services::mls::events::ConvoEvents;
 use crate::telemetry::metrics as m;
 
@@ -51,6 +52,11 @@ pub async fn expire_convo_data(convos: &Arc<dyn ConvoStore>, clock: &Arc<dyn Clo
         convos.delete_expired_convo_data(clock.now(), BATCH)
     })
     .await;
+}
+
+/// Deletes MLS conversation files past their retention (object first, then record).
+pub async fn expire_blobs(blobs: &Arc<ConvoBlobs>) {
+    delete_in_batches("mls blobs", m::MLS_BLOBS_EXPIRED, || blobs.purge_expired(BATCH)).await;
 }
 
 /// Deletes MLS events older than the replay window (`--mls-event-replay-hours`).

@@ -292,3 +292,21 @@ async fn a_device_registered_on_one_replica_is_announced_on_another() {
     let (status, listed) = alice_on_b.query("blue.catbird.mls.listDevices", &[]).await;
     assert_eq!((status, listed["devices"][0]["deviceId"].clone()), (StatusCode::OK, registered["deviceId"].clone()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mls_blob_uploaded_on_one_replica_is_read_on_another() {
+    let Some(backends) = SharedBackends::create().await else { return };
+    let world = obscura_testkit::xrpc::MlsWorld::with_flags(&flags(&backends, &[])).await;
+    let b = world.replica(&flags(&backends, &[])).await;
+    let alice = world.user();
+    let (status, uploaded) =
+        alice.upload("blue.catbird.mls.uploadBlob", &[], Some("image/jpeg"), b"encrypted picture".to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{uploaded}");
+    let cid = uploaded["blob"]["cid"].as_str().unwrap().to_owned();
+    let alice_on_b = world.client_of(&b, Arc::clone(&alice.identity));
+    let (status, content_type, body) = alice_on_b.download("blue.catbird.mls.getBlob", &[("cid", cid)]).await;
+    assert_eq!(
+        (status, content_type.as_deref(), body.as_slice()),
+        (StatusCode::OK, Some("image/jpeg"), &b"encrypted picture"[..])
+    );
+}

@@ -2,6 +2,7 @@
 //! server's tests instantiate them once per adapter.
 
 pub mod blob_store;
+pub mod convo_blob_store;
 pub mod convo_store;
 pub mod device_store;
 pub mod mls_store;

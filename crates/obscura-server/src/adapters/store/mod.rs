@@ -1,5 +1,6 @@
 //! Database adapters of the store ports, chosen by the scheme of the database URL.
 
+pub mod blob_rows;
 pub mod convo_events;
 pub mod convo_rows;
 pub mod convo_rules;

@@ -81,6 +81,14 @@ pub enum MlsError {
     DeviceNotFound,
     #[error("the caller does not hold a live claim on this pending addition")]
     NotClaimed,
+    #[error("the blob is larger than {limit} bytes")]
+    BlobTooLarge { limit: u64 },
+    #[error("the caller's blobs would exceed the quota of {limit} bytes")]
+    QuotaExceeded { limit: u64 },
+    #[error("{0}")]
+    UnsupportedMimeType(String),
+    #[error("no such blob is readable by the caller")]
+    BlobNotFound,
     /// Storage failed; becomes 503 or 500.
     #[error(transparent)]
     Service(#[from] ServiceError),

@@ -80,6 +80,10 @@ impl XrpcError {
             M::TooManyDevices { .. } => (StatusCode::CONFLICT, "TooManyDevices"),
             M::DeviceNotFound => (StatusCode::NOT_FOUND, "DeviceNotFound"),
             M::NotClaimed => (StatusCode::CONFLICT, "NotClaimed"),
+            M::BlobTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "BlobTooLarge"),
+            M::QuotaExceeded { .. } => (StatusCode::FORBIDDEN, "QuotaExceeded"),
+            M::UnsupportedMimeType(_) => (bad, "UnsupportedMimeType"),
+            M::BlobNotFound => (StatusCode::NOT_FOUND, "BlobNotFound"),
             M::Service(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
         }
     }

@@ -2,6 +2,7 @@
 //! JSON in and out, errors as `{error, message}`. This module holds the NSID table; one file per
 //! area holds the handlers, which parse, call one service method and encode.
 
+pub mod blobs;
 pub mod bytes;
 pub mod convos;
 pub mod devices;
@@ -27,6 +28,7 @@ use self::extract::MethodCall;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::services::mls::blobs::ConvoBlobs;
 use crate::services::mls::convos::Conversations;
 use crate::services::mls::devices::Devices;
 use crate::services::mls::events::ConvoEvents;
@@ -41,6 +43,7 @@ pub struct MlsServices {
     pub convos: Arc<Conversations>,
     pub devices: Arc<Devices>,
     pub events: Arc<ConvoEvents>,
+    pub blobs: Arc<ConvoBlobs>,
 }
 
 /// Heartbeats of event subscriptions (the gateway's `--ws-*` settings).
@@ -85,6 +88,7 @@ pub fn router(state: Option<XrpcState>) -> Router {
         .merge(messages::router())
         .merge(events::router())
         .merge(devices::router())
+        .merge(blobs::router())
         .fallback(unknown_method)
         .method_not_allowed_fallback(wrong_method);
     Router::new()

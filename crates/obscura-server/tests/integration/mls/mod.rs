@@ -2,6 +2,7 @@
 //! conversations.
 
 mod auth;
+mod blobs;
 mod convos;
 mod devices;
 mod events;

@@ -16,6 +16,7 @@ obscura_testkit::store_conformance!(fresh());
 obscura_testkit::mls_store_conformance!(fresh());
 obscura_testkit::convo_store_conformance!(fresh());
 obscura_testkit::device_store_conformance!(fresh());
+obscura_testkit::convo_blob_store_conformance!(fresh());
 
 /// The PostgreSQL event log hands out ids in commit order: a writer that drew a lower id and is
 /// slow to commit holds back a writer of another conversation, so a reader never moves past an

@@ -15,3 +15,4 @@ obscura_testkit::store_conformance!(fresh());
 obscura_testkit::mls_store_conformance!(fresh());
 obscura_testkit::convo_store_conformance!(fresh());
 obscura_testkit::device_store_conformance!(fresh());
+obscura_testkit::convo_blob_store_conformance!(fresh());

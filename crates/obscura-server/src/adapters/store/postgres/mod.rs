@@ -7,6 +7,7 @@
 
 mod accounts;
 mod attachments;
+mod blobs;
 mod convos;
 mod devices;
 mod events;

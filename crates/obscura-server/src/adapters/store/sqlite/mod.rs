@@ -8,6 +8,7 @@
 mod accounts;
 mod attachments;
 pub mod backup;
+mod blobs;
 mod convos;
 mod devices;
 mod events;
