@@ -36,6 +36,7 @@ pub const MLS_CONVO_DATA_EXPIRED: &str = "obscura_mls_convo_data_expired_total";
 pub const MLS_EVENTS_EXPIRED: &str = "obscura_mls_events_expired_total";
 pub const MLS_BLOBS_EXPIRED: &str = "obscura_mls_blobs_expired_total";
 pub const MLS_BLOB_UPLOAD_BYTES: &str = "obscura_mls_blob_upload_bytes_total";
+pub const MLS_BLOB_ORPHANS_DELETED: &str = "obscura_mls_blob_orphans_deleted_total";
 pub const MLS_SUBSCRIPTIONS: &str = "obscura_mls_subscriptions";
 pub const MLS_EVENTS_SENT: &str = "obscura_mls_events_sent_total";
 pub const PUSHES: &str = "obscura_push_notifications_total";

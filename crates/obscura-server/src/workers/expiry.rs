@@ -55,8 +55,13 @@ pub async fn expire_convo_data(convos: &Arc<dyn ConvoStore>, clock: &Arc<dyn Clo
 }
 
 /// Deletes MLS conversation files past their retention (object first, then record).
+/// Then sweeps the next page of file objects for ones no record names.
 pub async fn expire_blobs(blobs: &Arc<ConvoBlobs>) {
     delete_in_batches("mls blobs", m::MLS_BLOBS_EXPIRED, || blobs.purge_expired(BATCH)).await;
+    match blobs.purge_orphans(BATCH as usize).await {
+        Ok(removed) => metrics::counter!(m::MLS_BLOB_ORPHANS_DELETED).increment(removed),
+        Err(err) => tracing::warn!(error = %err, "mls blob orphan sweep failed"),
+    }
 }
 
 /// Deletes MLS events older than the replay window (`--mls-event-replay-hours`).

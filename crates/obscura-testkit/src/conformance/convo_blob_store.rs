@@ -138,8 +138,11 @@ pub async fn expired_blobs_are_listed_for_deletion(store: DynStore) {
     let later = T0.plus(Duration::from_secs(61));
     let expired = store.expired_blobs(later, 100).await.unwrap();
     assert!(expired.contains(&old.id) && !expired.contains(&fresh.id), "{expired:?}");
+    assert!(store.blob_recorded(&old.id).await.unwrap(), "expired, but its object is not deleted yet");
     store.delete_blob(&old.id).await.unwrap();
     assert!(!store.expired_blobs(later, 100).await.unwrap().contains(&old.id));
+    assert!(!store.blob_recorded(&old.id).await.unwrap());
+    assert!(store.blob_recorded(&fresh.id).await.unwrap());
 }
 
 #[macro_export]

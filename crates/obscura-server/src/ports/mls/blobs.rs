@@ -58,6 +58,9 @@ pub trait ConvoBlobStore: Send + Sync + 'static {
     /// Ids of up to `limit` files whose time has passed.
     async fn expired_blobs(&self, now: UnixMillis, limit: u32) -> Result<Vec<String>, StoreError>;
 
+    /// Whether a record (live or expired) names this object.
+    async fn blob_recorded(&self, id: &str) -> Result<bool, StoreError>;
+
     /// Forgets a file (after its object was deleted).
     async fn delete_blob(&self, id: &str) -> Result<(), StoreError>;
 }

@@ -20,6 +20,7 @@ use crate::ports::blobs::{BlobError, BlobRead, BlobStore, ByteStream};
 use crate::ports::clock::Clock;
 use crate::ports::mls::{BlobRecord, BlobStored, ConvoBlobStore, NewBlob};
 use crate::ports::store::StoreError;
+use crate::services::attachments::ORPHAN_GRACE;
 use crate::services::ServiceError;
 use crate::telemetry::metrics as m;
 
@@ -56,6 +57,8 @@ pub struct ConvoBlobs {
     blobs: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
     limits: BlobLimits,
+    /// Where the orphan sweep goes on within the `mls-blob-` keys.
+    orphan_cursor: Mutex<String>,
 }
 
 /// CIDv1 (raw codec, SHA-256 multihash) in base32: the ATProto form of a blob's content id.
@@ -91,7 +94,7 @@ impl ConvoBlobs {
         clock: Arc<dyn Clock>,
         limits: BlobLimits,
     ) -> Self {
-        Self { records, blobs, clock, limits }
+        Self { records, blobs, clock, limits, orphan_cursor: Mutex::default() }
     }
 
     /// `uploadBlob`: stores the file, or the owner's identical live file again (a retry).
@@ -184,6 +187,37 @@ impl ConvoBlobs {
                 }
                 Err(err) => tracing::warn!(error = %err, blob = %id, "expired MLS blob not deleted"),
             }
+        }
+        Ok(removed)
+    }
+}
+
+impl ConvoBlobs {
+    /// Looks at the next `page` MLS file objects and deletes those older than
+    /// [`ORPHAN_GRACE`] that no record names (an upload whose process died before recording
+    /// it). Other keys of the store are never touched. Returns how many went; successive calls
+    /// walk all MLS file keys and start over.
+    pub async fn purge_orphans(&self, page: usize) -> Result<u64, MlsError> {
+        let after = self.orphan_cursor.lock().map(|cursor| cursor.clone()).unwrap_or_default();
+        let start = if after.is_empty() { KEY_PREFIX.to_owned() } else { after };
+        let entries = self.blobs.list_after(&start, page).await.map_err(backend)?;
+        let old_enough = self.clock.now().minus(ORPHAN_GRACE);
+        let ours: Vec<_> = entries.iter().take_while(|entry| entry.key.starts_with(KEY_PREFIX)).collect();
+        let mut removed = 0;
+        for entry in &ours {
+            if entry.modified > old_enough || self.records.blob_recorded(&entry.key).await? {
+                continue;
+            }
+            self.blobs.delete(&entry.key).await.map_err(backend)?;
+            tracing::info!(blob = %entry.key, "deleted an MLS blob object without a record");
+            removed += 1;
+        }
+        let next = match ours.last() {
+            Some(last) if ours.len() == entries.len() && entries.len() >= page => last.key.clone(),
+            _ => String::new(),
+        };
+        if let Ok(mut cursor) = self.orphan_cursor.lock() {
+            *cursor = next;
         }
         Ok(removed)
     }

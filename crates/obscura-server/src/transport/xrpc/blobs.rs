@@ -70,6 +70,11 @@ async fn download(
     XrpcQuery(params): XrpcQuery<DownloadParams>,
 ) -> Result<Response, XrpcError> {
     let (blob, read) = state.mls.blobs.open(&caller, &params.cid).await?;
-    let headers = [(header::CONTENT_TYPE, blob.mime_type), (header::CONTENT_LENGTH, read.size.to_string())];
+    // The type is the uploader's word: browsers must not second-guess it into something active.
+    let headers = [
+        (header::CONTENT_TYPE, blob.mime_type),
+        (header::CONTENT_LENGTH, read.size.to_string()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+    ];
     Ok((headers, Body::from_stream(read.body)).into_response())
 }

@@ -103,11 +103,16 @@ async fn blobs_respect_the_size_cap_the_quota_and_their_lifetime() {
     assert_eq!(error(&over), (StatusCode::FORBIDDEN, "QuotaExceeded"));
     ok(upload(&alice.api, None, None, &[4; 500]).await);
     assert_eq!(stored_objects(&world), 3, "retries and refusals leave no object behind");
+    // An object whose upload died before it was recorded.
+    let orphan = world.server.object_path("mls-blob-left-by-a-crash");
+    std::fs::write(&orphan, b"half an upload").unwrap();
 
-    // After --ttl-days the files are gone, and so is their weight on the quota.
+    // After --ttl-days the files are gone, and so is their weight on the quota; an unrecorded
+    // object older than the sweep's grace period goes too.
     let cid = first["blob"]["cid"].as_str().unwrap();
     clock.advance(Duration::from_secs(2 * 86_400 + 1));
     assert_eq!(fetch(&alice.api, cid).await.0, StatusCode::NOT_FOUND, "expired");
     assert!(eventually(STEP, || async { stored_objects(&world) == 0 }).await, "the expiry worker deleted them");
+    assert!(!orphan.exists(), "and the orphan sweep the unrecorded one");
     ok(upload(&alice.api, None, None, &[5; 1000]).await);
 }

@@ -127,6 +127,15 @@ impl ConvoBlobStore for PostgresStore {
             .map_err(map_err)
     }
 
+    async fn blob_recorded(&self, id: &str) -> Result<bool, StoreError> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM mls_blobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(found.is_some())
+    }
+
     async fn delete_blob(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM mls_blobs WHERE id = $1").bind(id).execute(&self.pool).await.map_err(map_err)?;
         Ok(())

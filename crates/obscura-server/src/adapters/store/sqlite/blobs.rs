@@ -119,6 +119,15 @@ impl ConvoBlobStore for SqliteStore {
             .map_err(map_err)
     }
 
+    async fn blob_recorded(&self, id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM mls_blobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(found.is_some())
+    }
+
     async fn delete_blob(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM mls_blobs WHERE id = ?").bind(id).execute(&self.writer).await.map_err(map_err)?;
         Ok(())
