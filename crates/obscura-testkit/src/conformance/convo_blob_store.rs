@@ -6,22 +6,12 @@ use std::time::Duration;
 
 use obscura_server::domain::did::Did;
 use obscura_server::domain::time::UnixMillis;
-use obscura_server::ports::mls::{
-    BlobRecord, BlobStored, Changed, ConvoChange, Created, NewBlob, NewConvo, RosterChange,
-};
+use obscura_server::ports::mls::{BlobRecord, BlobStored, Changed, ConvoChange, NewBlob, RosterChange};
 
+use super::convo_store::{convo, did, to_hex as hex};
 use super::store::{DynStore, T0};
-use crate::atproto::random_plc_did;
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn did() -> Did {
-    Did::parse(&random_plc_did()).unwrap()
-}
-
-fn hex(bytes: impl AsRef<[u8]>) -> String {
-    bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn blob(owner: &Did, cid: &str, size: u64) -> BlobRecord {
     BlobRecord {
@@ -37,29 +27,6 @@ fn blob(owner: &Did, cid: &str, size: u64) -> BlobRecord {
 
 fn new(record: &BlobRecord, share_in: Option<&str>, quota: u64) -> NewBlob {
     NewBlob { record: record.clone(), share_in: share_in.map(str::to_owned), quota }
-}
-
-async fn convo(store: &DynStore, creator: &Did, members: &[&Did]) -> String {
-    let id = hex(rand::random::<[u8; 16]>());
-    let created = store
-        .create_convo(NewConvo {
-            id: id.clone(),
-            creator: creator.clone(),
-            suite: 1,
-            epoch: 1,
-            name: None,
-            description: None,
-            idempotency_key: None,
-            members: members.iter().map(|d| (*d).clone()).collect(),
-            welcome: None,
-            max_members: 10,
-            now: T0,
-            expires_at: T0.plus(DAY),
-        })
-        .await
-        .unwrap();
-    assert!(matches!(created, Created::Created(_)), "{created:?}");
-    id
 }
 
 pub async fn blobs_are_read_by_their_owner_and_the_members_they_were_shared_with(store: DynStore) {

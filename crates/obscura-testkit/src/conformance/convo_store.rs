@@ -18,11 +18,11 @@ use crate::atproto::random_plc_did;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-fn to_hex(bytes: impl AsRef<[u8]>) -> String {
+pub(super) fn to_hex(bytes: impl AsRef<[u8]>) -> String {
     bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn did() -> Did {
+pub(super) fn did() -> Did {
     Did::parse(&random_plc_did()).unwrap()
 }
 
@@ -71,7 +71,7 @@ fn new_convo(id: &str, creator: &Did, members: &[&Did], welcome: Option<NewWelco
 }
 
 /// A conversation of `creator` (admin) and `members` at epoch 1.
-async fn convo(store: &DynStore, creator: &Did, members: &[&Did]) -> String {
+pub(super) async fn convo(store: &DynStore, creator: &Did, members: &[&Did]) -> String {
     let id = convo_id();
     let created = store.create_convo(new_convo(&id, creator, members, None)).await.unwrap();
     assert!(matches!(created, Created::Created(_)), "{created:?}");

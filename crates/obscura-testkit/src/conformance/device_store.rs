@@ -12,18 +12,10 @@ use obscura_server::ports::mls::{
     NewDevice, NewKeyPackage, NewWelcome, Published, Registered, RosterChange, WelcomeRecipient,
 };
 
+use super::convo_store::{convo, did, to_hex as hex};
 use super::store::{DynStore, T0};
-use crate::atproto::random_plc_did;
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn did() -> Did {
-    Did::parse(&random_plc_did()).unwrap()
-}
-
-fn hex(bytes: impl AsRef<[u8]>) -> String {
-    bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn key() -> Vec<u8> {
     rand::random::<[u8; 32]>().to_vec()
@@ -67,30 +59,6 @@ async fn new_device(store: &DynStore, owner: &Did, signature_key: &[u8]) -> Stri
         Registered::New { device, .. } => device.id,
         other => panic!("{other:?}"),
     }
-}
-
-/// A conversation of `creator` and `members` at epoch 1.
-async fn convo(store: &DynStore, creator: &Did, members: &[&Did]) -> String {
-    let id = hex(rand::random::<[u8; 16]>());
-    let created = store
-        .create_convo(NewConvo {
-            id: id.clone(),
-            creator: creator.clone(),
-            suite: 1,
-            epoch: 1,
-            name: None,
-            description: None,
-            idempotency_key: None,
-            members: members.iter().map(|d| (*d).clone()).collect(),
-            welcome: None,
-            max_members: 10,
-            now: T0,
-            expires_at: T0.plus(DAY),
-        })
-        .await
-        .unwrap();
-    assert!(matches!(created, Created::Created(_)), "{created:?}");
-    id
 }
 
 /// Publishes a package and returns the Welcome entry naming it.
