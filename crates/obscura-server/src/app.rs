@@ -49,6 +49,7 @@ use crate::services::mls::convos::Conversations;
 use crate::services::mls::devices::Devices;
 use crate::services::mls::events::{ConvoEvents, EventWaker};
 use crate::services::mls::key_packages::KeyPackages;
+use crate::services::orphans::{OrphanSweep, RecordedObjects};
 use crate::services::passwords::Passwords;
 use crate::services::prekeys::PreKeys;
 use crate::services::push::PushTokens;
@@ -96,6 +97,8 @@ pub struct App {
     state: AppState,
     store: Arc<dyn Store>,
     attachments: Arc<Attachments>,
+    /// The blob store's sweep for objects without a record (attachments and MLS files).
+    orphans: Arc<OrphanSweep>,
     clock: Arc<dyn Clock>,
     push: Option<Arc<PushDispatch>>,
     /// Push deliveries in flight, awaited on shutdown.
@@ -250,9 +253,11 @@ impl App {
                     &settings.jwt_secret,
                     mls.events,
                 ));
-                // The largest call carries a commit plus a Welcome or GroupInfo, base64 in JSON.
-                let largest = mls.convos.max_message_bytes.saturating_add(mls.convos.max_group_state_bytes);
-                let body_limit = largest.max(settings.max_message_bytes).saturating_mul(4) / 3 + 64 * 1024;
+                // The largest call (addMembers) carries a commit, a Welcome and a GroupInfo, base64
+                // in JSON.
+                let group_state = mls.convos.max_group_state_bytes.saturating_mul(2);
+                let largest = mls.convos.max_message_bytes.saturating_add(group_state);
+                let body_limit = largest.saturating_mul(4) / 3 + 64 * 1024;
                 let proxy = match &mls.proxy {
                     Some(upstream) => {
                         tracing::warn!(upstream = %upstream, "development proxy on: unknown XRPC methods are forwarded");
@@ -308,6 +313,12 @@ impl App {
             None => ApiListener::plain(api)?,
         };
         let mgmt = bind(settings.mgmt_addr).await?;
+        let mut stored_kinds: Vec<Arc<dyn RecordedObjects>> =
+            vec![Arc::clone(&attachments) as Arc<dyn RecordedObjects>];
+        if let Some(xrpc) = &state.xrpc {
+            stored_kinds.push(Arc::clone(&xrpc.mls.blobs) as Arc<dyn RecordedObjects>);
+        }
+        let orphans = Arc::new(OrphanSweep::new(blobs, Arc::clone(&clock), stored_kinds));
         Ok(Self {
             settings,
             api,
@@ -316,6 +327,7 @@ impl App {
             state,
             store,
             attachments,
+            orphans,
             clock,
             push,
             deliveries: TaskTracker::new(),
@@ -349,6 +361,7 @@ impl App {
         let mls_clock = Arc::clone(&self.clock);
         let events = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.mls.events));
         let convo_blobs = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.mls.blobs));
+        let orphans = Arc::clone(&self.orphans);
         let mut handles = Vec::new();
         if let Some(push) = &self.push {
             let (push, slots, deliveries) =
@@ -370,21 +383,20 @@ impl App {
                 let (key_packages, convo_data) = (Arc::clone(&key_packages), Arc::clone(&convo_data));
                 let clock = Arc::clone(&mls_clock);
                 let events = events.clone();
-                let convo_blobs = convo_blobs.clone();
                 async move {
                     expiry::expire_key_packages(&key_packages, &clock).await;
                     expiry::expire_convo_data(&convo_data, &clock).await;
                     if let Some(events) = &events {
                         expiry::expire_events(events).await;
                     }
-                    if let Some(convo_blobs) = &convo_blobs {
-                        expiry::expire_blobs(convo_blobs).await;
-                    }
                 }
             }),
             workers::every("attachment-expiry", s.attachment_cleanup_interval, cancel.clone(), move || {
-                let attachments = Arc::clone(&attachments);
-                async move { expiry::expire_attachments(&attachments, batch).await }
+                let (attachments, convo_blobs, orphans) =
+                    (Arc::clone(&attachments), convo_blobs.clone(), Arc::clone(&orphans));
+                async move {
+                    expiry::expire_stored_objects(&attachments, convo_blobs.as_deref(), &orphans, batch).await;
+                }
             }),
             workers::every("rate-limit-sweep", s.rate_limits.sweep_interval, cancel.clone(), move || {
                 limits.sweep();

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 
-use super::settings::{at_least_one, invalid, non_empty as trimmed, secs as positive_secs, ConfigError, Rate};
+use super::settings::{
+    at_least_one, check_secret, invalid, non_empty as trimmed, secs as positive_secs, ConfigError, Rate,
+};
 use crate::adapters::did::cache::CacheSettings;
 use crate::adapters::did::ResolverSettings;
 use crate::domain::did::Did;
@@ -197,6 +199,7 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
     let per_minute = at_least_one("xrpc-rate-limit-per-minute", flags.xrpc_rate_limit_per_minute)?;
     let burst = at_least_one("xrpc-rate-limit-burst", flags.xrpc_rate_limit_burst)?;
     let ttl = positive_secs("did-cache-ttl-secs", flags.did_cache_ttl_secs)?;
+    let key_packages_per_device = at_least_one("max-key-packages-per-device", flags.max_key_packages_per_device)?;
     Ok(Some(MlsSettings {
         auth: ServiceAuthSettings {
             service_did,
@@ -206,7 +209,10 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
             jti_ttl: positive_secs("jti-ttl-seconds", flags.jti_ttl_seconds)?,
             leeway: Duration::from_secs(flags.auth_leeway_secs),
             max_age: positive_secs("auth-max-age-secs", flags.auth_max_age_secs)?,
-            dev_secret: trimmed(&flags.dev_jwt_secret).map(|s| s.as_bytes().to_vec()),
+            // It lets anyone who knows it act as any DID: held to the server secret's rule.
+            dev_secret: trimmed(&flags.dev_jwt_secret)
+                .map(|secret| check_secret(secret, "dev-jwt-secret", "the value"))
+                .transpose()?,
         },
         endpoint,
         resolver: ResolverSettings {
@@ -227,12 +233,12 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
         },
         devices: DeviceLimits {
             max_devices: at_least_one("mls-max-devices-per-user", flags.mls_max_devices_per_user)?,
-            max_key_packages: at_least_one("max-key-packages-per-device", flags.max_key_packages_per_device)?,
+            max_key_packages: key_packages_per_device,
             claim: DEVICE_CLAIM,
             addition_retention: retention,
         },
         key_packages: KeyPackageLimits {
-            per_device: at_least_one("max-key-packages-per-device", flags.max_key_packages_per_device)?,
+            per_device: key_packages_per_device,
             reservation: positive_secs("key-package-reservation-secs", flags.key_package_reservation_secs)?,
         },
         convos: ConvoLimits {

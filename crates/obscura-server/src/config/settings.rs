@@ -409,12 +409,12 @@ fn otlp_settings(cli: &Cli) -> Result<Option<OtlpSettings>, ConfigError> {
 /// directory so that tokens survive restarts.
 fn resolve_jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, ConfigError> {
     match configured {
-        Some(secret) => check_secret(secret, "the value"),
+        Some(secret) => check_secret(secret, "jwt-secret", "the value"),
         None => {
             let path = data_dir.join(JWT_SECRET_FILE);
             match std::fs::read_to_string(&path) {
                 Ok(secret) if !secret.trim().is_empty() => {
-                    return check_secret(secret.trim(), &format!("the secret in {}", path.display()));
+                    return check_secret(secret.trim(), "jwt-secret", &format!("the secret in {}", path.display()));
                 }
                 // Left empty by a start that died between creating and writing it: replace it.
                 Ok(_) => std::fs::remove_file(&path).map_err(ConfigError::DataDir)?,
@@ -431,12 +431,13 @@ fn resolve_jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u
     }
 }
 
-fn check_secret(secret: &str, what: &str) -> Result<Vec<u8>, ConfigError> {
+/// A signing secret named by `flag`: at least 16 bytes, and not the placeholder.
+pub(super) fn check_secret(secret: &str, flag: &'static str, what: &str) -> Result<Vec<u8>, ConfigError> {
     if secret == FORBIDDEN_JWT_SECRET {
-        return Err(invalid("jwt-secret", format!("{what} is the placeholder secret; choose your own")));
+        return Err(invalid(flag, format!("{what} is the placeholder secret; choose your own")));
     }
     if secret.len() < 16 {
-        return Err(invalid("jwt-secret", format!("{what} must be at least 16 bytes long")));
+        return Err(invalid(flag, format!("{what} must be at least 16 bytes long")));
     }
     Ok(secret.as_bytes().to_vec())
 }

@@ -55,6 +55,15 @@ impl CipherSuite {
 /// Longest device id inside a credential identity.
 const MAX_DEVICE_LEN: usize = 64;
 
+/// Whether `text` can name a device: `[A-Za-z0-9._-]{1,64}`, the form it takes in a credential
+/// identity (server-made device ids are UUIDs, which fit).
+#[must_use]
+pub fn is_device_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_DEVICE_LEN
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// Who an MLS leaf is: a user's DID and, for multi-device users, the device (the credential
 /// identity `did#device`; empty for a single-device `did`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,9 +81,7 @@ impl MemberIdentity {
             Some((did, device)) => (did, device),
             None => (text, ""),
         };
-        let device_ok = device.len() <= MAX_DEVICE_LEN
-            && device.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            && (text.contains('#') != device.is_empty());
+        let device_ok = if text.contains('#') { is_device_id(device) } else { device.is_empty() };
         if !device_ok {
             return None;
         }

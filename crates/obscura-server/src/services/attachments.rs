@@ -5,11 +5,13 @@
 //! process dies in between; the leftovers are cleaned up: an object without a record by the
 //! orphan sweep, a record without an object at its expiry (deleting a missing object succeeds).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tracing::instrument;
 
+use super::orphans::RecordedObjects;
 use super::ServiceError;
 use crate::domain::ids::{AttachmentId, UserId};
 use crate::domain::time::UnixMillis;
@@ -18,10 +20,6 @@ use crate::ports::clock::Clock;
 use crate::ports::store::{AttachmentRecord, AttachmentStore};
 use crate::telemetry::metrics as m;
 
-/// How old an object without a record must be before the orphan sweep removes it: far longer
-/// than any upload takes, so an upload whose record is about to be written is never touched.
-pub const ORPHAN_GRACE: Duration = Duration::from_secs(24 * 3600);
-
 /// Attachment use cases.
 pub struct Attachments {
     records: Arc<dyn AttachmentStore>,
@@ -29,8 +27,6 @@ pub struct Attachments {
     clock: Arc<dyn Clock>,
     ttl: Duration,
     max_bytes: u64,
-    /// Where the orphan sweep goes on: it walks the store a page per run.
-    orphan_cursor: Mutex<String>,
 }
 
 impl Attachments {
@@ -42,7 +38,7 @@ impl Attachments {
         ttl: Duration,
         max_bytes: u64,
     ) -> Self {
-        Self { records, blobs, clock, ttl, max_bytes, orphan_cursor: Mutex::default() }
+        Self { records, blobs, clock, ttl, max_bytes }
     }
 
     /// Stores an upload. The object is written first and the record after it, so a record
@@ -84,38 +80,6 @@ impl Attachments {
         blob.ok_or(ServiceError::NotFound)
     }
 
-    /// Looks at the next `page` objects of the store and deletes those older than
-    /// [`ORPHAN_GRACE`] that no live record names (an upload whose process died before the
-    /// record was written). Keys that are not attachment ids are never touched. Returns how
-    /// many were deleted; successive calls walk the whole store and start over.
-    pub async fn purge_orphans(&self, page: usize) -> Result<u64, ServiceError> {
-        let after = self.orphan_cursor.lock().map(|cursor| cursor.clone()).unwrap_or_default();
-        let entries = self.blobs.list_after(&after, page).await?;
-        let now = self.clock.now();
-        let old_enough = now.minus(ORPHAN_GRACE);
-        let mut removed = 0;
-        for entry in &entries {
-            let Some(id) = entry.key.parse::<AttachmentId>().ok().filter(|id| id.to_string() == entry.key) else {
-                continue;
-            };
-            if entry.modified > old_enough || self.records.live_attachment(id, now).await?.is_some() {
-                continue;
-            }
-            self.blobs.delete(&entry.key).await?;
-            tracing::info!(attachment = %id, "deleted an attachment object without a record");
-            removed += 1;
-        }
-        let next = match entries.last() {
-            Some(last) if entries.len() >= page => last.key.clone(),
-            _ => String::new(),
-        };
-        if let Ok(mut cursor) = self.orphan_cursor.lock() {
-            *cursor = next;
-        }
-        metrics::counter!(m::ATTACHMENT_ORPHANS_DELETED).increment(removed);
-        Ok(removed)
-    }
-
     /// Deletes up to `batch` expired attachments: object first, then record, so that a failed
     /// object delete is retried on the next run. Returns how many were removed.
     pub async fn purge_expired(&self, batch: u32) -> Result<u64, ServiceError> {
@@ -135,5 +99,22 @@ impl Attachments {
         }
         metrics::counter!(m::ATTACHMENTS_DELETED).increment(removed);
         Ok(removed)
+    }
+}
+
+/// Attachment objects are named by their id; a live record claims one.
+#[async_trait]
+impl RecordedObjects for Attachments {
+    fn owns(&self, key: &str) -> bool {
+        key.parse::<AttachmentId>().is_ok_and(|id| id.to_string() == key)
+    }
+
+    async fn recorded(&self, key: &str) -> Result<bool, ServiceError> {
+        let Ok(id) = key.parse::<AttachmentId>() else { return Ok(false) };
+        Ok(self.records.live_attachment(id, self.clock.now()).await?.is_some())
+    }
+
+    fn orphan_metric(&self) -> &'static str {
+        m::ATTACHMENT_ORPHANS_DELETED
     }
 }

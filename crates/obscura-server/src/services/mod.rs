@@ -8,6 +8,7 @@ pub mod error;
 pub mod health;
 pub mod messaging;
 pub mod mls;
+pub mod orphans;
 pub mod passwords;
 pub mod prekeys;
 pub mod push;

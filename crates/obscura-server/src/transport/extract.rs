@@ -97,3 +97,19 @@ where
         Ok(Self(user))
     }
 }
+
+/// A streamed upload: its declared `Content-Length` (`Err` when the header is not a number)
+/// and its body as the blob store takes it. Shared by v1 attachments and MLS blobs.
+pub fn upload_stream(request: Request) -> (Result<Option<u64>, InvalidLength>, crate::ports::blobs::ByteStream) {
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .map(|value| value.to_str().ok().and_then(|text| text.parse::<u64>().ok()).ok_or(InvalidLength))
+        .transpose();
+    (declared, request.into_body().into_data_stream().map_err(std::io::Error::other).boxed())
+}
+
+/// A `Content-Length` header that is not a number.
+#[derive(Debug, Clone, Copy)]
+pub struct InvalidLength;

@@ -1,4 +1,5 @@
-//! Expiry jobs: messages past their TTL, attachments past theirs (object first, then record),
+//! Expiry jobs: messages past their TTL, attachments and MLS files past theirs (object first,
+//! then record, and a sweep for objects without one),
 //! and refresh tokens past their lifetime. Each deletes in bounded batches so one run never
 //! holds the database for long.
 
@@ -11,6 +12,7 @@ use crate::ports::store::{AccountStore, MessageStore, StoreError};
 use crate::services::attachments::Attachments;
 use crate::services::mls::blobs::ConvoBlobs;
 use crate::services::mls::events::ConvoEvents;
+use crate::services::orphans::OrphanSweep;
 use crate::telemetry::metrics as m;
 
 /// Rows deleted per statement.
@@ -54,16 +56,6 @@ pub async fn expire_convo_data(convos: &Arc<dyn ConvoStore>, clock: &Arc<dyn Clo
     .await;
 }
 
-/// Deletes MLS conversation files past their retention (object first, then record).
-/// Then sweeps the next page of file objects for ones no record names.
-pub async fn expire_blobs(blobs: &Arc<ConvoBlobs>) {
-    delete_in_batches("mls blobs", m::MLS_BLOBS_EXPIRED, || blobs.purge_expired(BATCH)).await;
-    match blobs.purge_orphans(BATCH as usize).await {
-        Ok(removed) => metrics::counter!(m::MLS_BLOB_ORPHANS_DELETED).increment(removed),
-        Err(err) => tracing::warn!(error = %err, "mls blob orphan sweep failed"),
-    }
-}
-
 /// Deletes MLS events older than the replay window (`--mls-event-replay-hours`).
 pub async fn expire_events(events: &Arc<ConvoEvents>) {
     delete_in_batches("mls events", m::MLS_EVENTS_EXPIRED, || events.purge_old(BATCH)).await;
@@ -88,22 +80,46 @@ pub async fn expire_refresh_tokens(accounts: &Arc<dyn AccountStore>, clock: &Arc
 /// Objects the orphan sweep lists per run, as a multiple of the expiry batch size.
 const ORPHAN_LISTING_MULTIPLE: usize = 10;
 
-/// Deletes expired attachments until a batch comes back short, then sweeps the next page of
-/// the blob store for objects left without a record. A batch in which nothing could
-/// be deleted ends the run, so a failing store is retried next run instead of spinning.
-pub async fn expire_attachments(attachments: &Attachments, batch: u32) {
+/// Runs `purge` (one batch of expired files per call) until a batch comes back short. A batch
+/// in which nothing could be deleted ends the run, so a failing store is retried next run
+/// instead of spinning.
+async fn purge_in_batches<F, Fut, E>(what: &'static str, batch: u32, mut purge: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, E>>,
+    E: std::fmt::Display,
+{
     loop {
-        match attachments.purge_expired(batch).await {
+        match purge().await {
             Ok(n) if n >= u64::from(batch) => {}
-            Ok(_) => break,
+            Ok(_) => return,
             Err(err) => {
-                tracing::warn!(error = %err, "attachment expiry failed");
-                break;
+                tracing::warn!(error = %err, what, "expiry failed");
+                return;
             }
         }
     }
+}
+
+/// Deletes expired attachments and MLS conversation files (object first, then record), then
+/// sweeps the next page of the blob store for objects left without a record.
+pub async fn expire_stored_objects(
+    attachments: &Attachments,
+    convo_blobs: Option<&ConvoBlobs>,
+    sweep: &OrphanSweep,
+    batch: u32,
+) {
+    purge_in_batches("attachments", batch, || attachments.purge_expired(batch)).await;
+    if let Some(convo_blobs) = convo_blobs {
+        purge_in_batches("mls blobs", batch, || async {
+            let removed = convo_blobs.purge_expired(batch).await?;
+            metrics::counter!(m::MLS_BLOBS_EXPIRED).increment(removed);
+            Ok::<_, StoreError>(removed)
+        })
+        .await;
+    }
     let page = usize::try_from(batch).unwrap_or(usize::MAX).saturating_mul(ORPHAN_LISTING_MULTIPLE);
-    if let Err(err) = attachments.purge_orphans(page).await {
-        tracing::warn!(error = %err, "attachment orphan sweep failed");
+    if let Err(err) = sweep.run(page).await {
+        tracing::warn!(error = %err, "orphan sweep failed");
     }
 }

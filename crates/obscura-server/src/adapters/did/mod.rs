@@ -69,7 +69,13 @@ impl HttpResolver {
             )
         };
         let plc = builder().build().map_err(build_error)?;
-        let web = if settings.allow_private { builder() } else { builder().dns_resolver(Arc::new(guard::PublicOnly)) };
+        // The guard works where names are resolved, so no proxy may resolve them instead: a
+        // proxy from the environment (HTTPS_PROXY, ALL_PROXY) would reach private addresses.
+        let web = if settings.allow_private {
+            builder()
+        } else {
+            builder().no_proxy().dns_resolver(Arc::new(guard::PublicOnly))
+        };
         Ok(Self { plc, web: web.https_only(true).build().map_err(build_error)?, settings })
     }
 

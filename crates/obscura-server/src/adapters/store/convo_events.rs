@@ -217,8 +217,8 @@ pub fn decode(row: EventRow) -> Result<(u64, Option<ConvoEvent>), StoreError> {
             _ => return Ok((id, None)),
         },
         MEMBERSHIP => {
-            let detail: Membership =
-                serde_json::from_str(detail.as_deref().unwrap_or_default()).map_err(|_| corrupt("event"))?;
+            let detail: Membership = serde_json::from_str(detail.as_deref().unwrap_or_default())
+                .map_err(|e| corrupt(&format!("event detail ({e})")))?;
             EventBody::Membership {
                 did: did(detail.did)?,
                 action: MembershipAction::parse(&detail.action).ok_or_else(|| corrupt("event"))?,
@@ -227,13 +227,13 @@ pub fn decode(row: EventRow) -> Result<(u64, Option<ConvoEvent>), StoreError> {
             }
         }
         GROUP_INFO_REFRESH => {
-            let detail: Refresh =
-                serde_json::from_str(detail.as_deref().unwrap_or_default()).map_err(|_| corrupt("event"))?;
+            let detail: Refresh = serde_json::from_str(detail.as_deref().unwrap_or_default())
+                .map_err(|e| corrupt(&format!("event detail ({e})")))?;
             EventBody::GroupInfoRefresh { requested_by: did(detail.requested_by)? }
         }
         NEW_DEVICE => {
-            let detail: Device =
-                serde_json::from_str(detail.as_deref().unwrap_or_default()).map_err(|_| corrupt("event"))?;
+            let detail: Device = serde_json::from_str(detail.as_deref().unwrap_or_default())
+                .map_err(|e| corrupt(&format!("event detail ({e})")))?;
             EventBody::NewDevice {
                 did: did(detail.did)?,
                 device: detail.device,
@@ -252,9 +252,19 @@ pub fn page(rows: Vec<EventRow>, after: u64, limit: u32) -> Result<EventPage, St
     let mut events = Vec::with_capacity(rows.len());
     let mut through = after;
     for row in rows {
-        let (id, event) = decode(row)?;
-        through = through.max(id);
-        events.extend(event);
+        let raw_id = row.0;
+        match decode(row) {
+            Ok((id, event)) => {
+                through = through.max(id);
+                events.extend(event);
+            }
+            // One damaged row must not stall every reader of the conversation at this cursor:
+            // it is passed over (and counts as read), loudly.
+            Err(err) => {
+                tracing::error!(event = raw_id, error = %err, "undecodable MLS event passed over");
+                through = through.max(u64::try_from(raw_id).unwrap_or(0));
+            }
+        }
     }
     Ok(EventPage { events, through, full })
 }

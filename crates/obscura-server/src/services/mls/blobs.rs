@@ -7,9 +7,10 @@
 //! As with attachments, the object is written before its record and removed before it, so a
 //! record never points at a missing object.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use sha2::{Digest as _, Sha256};
 
@@ -20,7 +21,7 @@ use crate::ports::blobs::{BlobError, BlobRead, BlobStore, ByteStream};
 use crate::ports::clock::Clock;
 use crate::ports::mls::{BlobRecord, BlobStored, ConvoBlobStore, NewBlob};
 use crate::ports::store::StoreError;
-use crate::services::attachments::ORPHAN_GRACE;
+use crate::services::orphans::RecordedObjects;
 use crate::services::ServiceError;
 use crate::telemetry::metrics as m;
 
@@ -28,8 +29,7 @@ use crate::telemetry::metrics as m;
 pub const MAX_MIME_CHARS: usize = 256;
 /// What a file without a usable Content-Type is stored as.
 pub const DEFAULT_MIME: &str = "application/octet-stream";
-/// Prefix of MLS file keys in the blob store (attachment keys are bare UUIDs, so the
-/// attachment orphan sweep never touches these).
+/// Prefix of MLS file keys in the blob store: how they are told from attachments (bare UUIDs).
 const KEY_PREFIX: &str = "mls-blob-";
 
 #[derive(Debug, Clone, Copy)]
@@ -57,8 +57,6 @@ pub struct ConvoBlobs {
     blobs: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
     limits: BlobLimits,
-    /// Where the orphan sweep goes on within the `mls-blob-` keys.
-    orphan_cursor: Mutex<String>,
 }
 
 /// CIDv1 (raw codec, SHA-256 multihash) in base32: the ATProto form of a blob's content id.
@@ -94,7 +92,7 @@ impl ConvoBlobs {
         clock: Arc<dyn Clock>,
         limits: BlobLimits,
     ) -> Self {
-        Self { records, blobs, clock, limits, orphan_cursor: Mutex::default() }
+        Self { records, blobs, clock, limits }
     }
 
     /// `uploadBlob`: stores the file, or the owner's identical live file again (a retry).
@@ -116,9 +114,7 @@ impl ConvoBlobs {
         let body = upload
             .body
             .inspect_ok(move |chunk| {
-                if let Ok(mut hasher) = feed.lock() {
-                    hasher.update(chunk);
-                }
+                feed.lock().unwrap_or_else(PoisonError::into_inner).update(chunk);
             })
             .boxed();
         let id = format!("{KEY_PREFIX}{}", uuid::Uuid::new_v4().simple());
@@ -133,7 +129,7 @@ impl ConvoBlobs {
             }
             Err(err) => return Err(backend(err)),
         };
-        let digest = hasher.lock().map(|hasher| hasher.clone().finalize().to_vec()).unwrap_or_default();
+        let digest = hasher.lock().unwrap_or_else(PoisonError::into_inner).clone().finalize();
         let record = BlobRecord {
             id: id.clone(),
             cid: content_id(&digest),
@@ -185,41 +181,30 @@ impl ConvoBlobs {
                     self.records.delete_blob(&id).await?;
                     removed += 1;
                 }
-                Err(err) => tracing::warn!(error = %err, blob = %id, "expired MLS blob not deleted"),
+                Err(err) => {
+                    metrics::counter!(m::ATTACHMENT_CLEANUP_ERRORS).increment(1);
+                    tracing::warn!(error = %err, blob = %id, "expired MLS blob not deleted");
+                }
             }
         }
         Ok(removed)
     }
 }
 
-impl ConvoBlobs {
-    /// Looks at the next `page` MLS file objects and deletes those older than
-    /// [`ORPHAN_GRACE`] that no record names (an upload whose process died before recording
-    /// it). Other keys of the store are never touched. Returns how many went; successive calls
-    /// walk all MLS file keys and start over.
-    pub async fn purge_orphans(&self, page: usize) -> Result<u64, MlsError> {
-        let after = self.orphan_cursor.lock().map(|cursor| cursor.clone()).unwrap_or_default();
-        let start = if after.is_empty() { KEY_PREFIX.to_owned() } else { after };
-        let entries = self.blobs.list_after(&start, page).await.map_err(backend)?;
-        let old_enough = self.clock.now().minus(ORPHAN_GRACE);
-        let ours: Vec<_> = entries.iter().take_while(|entry| entry.key.starts_with(KEY_PREFIX)).collect();
-        let mut removed = 0;
-        for entry in &ours {
-            if entry.modified > old_enough || self.records.blob_recorded(&entry.key).await? {
-                continue;
-            }
-            self.blobs.delete(&entry.key).await.map_err(backend)?;
-            tracing::info!(blob = %entry.key, "deleted an MLS blob object without a record");
-            removed += 1;
-        }
-        let next = match ours.last() {
-            Some(last) if ours.len() == entries.len() && entries.len() >= page => last.key.clone(),
-            _ => String::new(),
-        };
-        if let Ok(mut cursor) = self.orphan_cursor.lock() {
-            *cursor = next;
-        }
-        Ok(removed)
+/// MLS file objects carry the `mls-blob-` prefix; any record (expired ones until purged)
+/// claims one.
+#[async_trait]
+impl RecordedObjects for ConvoBlobs {
+    fn owns(&self, key: &str) -> bool {
+        key.starts_with(KEY_PREFIX)
+    }
+
+    async fn recorded(&self, key: &str) -> Result<bool, ServiceError> {
+        Ok(self.records.blob_recorded(key).await?)
+    }
+
+    fn orphan_metric(&self) -> &'static str {
+        m::MLS_BLOB_ORPHANS_DELETED
     }
 }
 

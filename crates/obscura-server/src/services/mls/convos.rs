@@ -96,6 +96,12 @@ pub struct Page {
     pub gaps: Option<Gaps>,
 }
 
+/// The time a log entry (message or commit) and the changes that come with it are stored
+/// under: rounded down to the bucket, so members learn no finer timing than that.
+fn log_time(now: UnixMillis) -> UnixMillis {
+    UnixMillis(now.0 - now.0.rem_euclid(TIME_BUCKET_MILLIS))
+}
+
 /// Whether `size` is one of the padding buckets: 512..8192 by powers of two, then multiples
 /// of 8192 up to 10 MiB.
 #[must_use]
@@ -310,7 +316,7 @@ impl Conversations {
             welcome: None,
             group_info: None,
             max_members: self.limits.max_members,
-            now,
+            now: log_time(now),
             expires_at: self.expiry(now),
         }
     }
@@ -461,14 +467,13 @@ impl Conversations {
         let now = self.clock.now();
         match framing.kind {
             ContentKind::Application => {
-                let bucketed = UnixMillis(now.0 - now.0.rem_euclid(TIME_BUCKET_MILLIS));
                 let new = NewConvoMessage {
                     convo: convo.clone(),
                     sender: caller.clone(),
                     epoch: message.epoch,
                     msg_id: msg_id.clone(),
                     body: message.ciphertext,
-                    now: bucketed,
+                    now: log_time(now),
                     expires_at: self.expiry(now),
                 };
                 match self.store.post_message(new).await? {
@@ -488,7 +493,7 @@ impl Conversations {
                 let (_, seq) = self.apply(self.change(convo, caller, RosterChange::None, Some(commit))).await?;
                 // Every applied commit has its place in the log; anything else is a store bug.
                 let seq = seq.ok_or_else(|| ServiceError::Internal("commit applied without a seq".into()))?;
-                Ok(Sent { msg_id, seq, epoch: framing.epoch, at: now })
+                Ok(Sent { msg_id, seq, epoch: framing.epoch, at: log_time(now) })
             }
             ContentKind::Commit => Err(MlsError::InvalidMessage("external commits go to processExternalCommit".into())),
             ContentKind::Proposal => Err(MlsError::InvalidMessage(

@@ -11,11 +11,12 @@ use super::events::EventWaker;
 use super::key_packages::{validated, Upload};
 use super::MlsError;
 use crate::domain::did::Did;
+use crate::domain::mls::is_device_id;
 use crate::ports::clock::Clock;
 use crate::ports::mls::{
-    Claim, Completion, DeviceAddition, DevicePushToken, DeviceRecord, DeviceStore, KeyPackageRecord, NewDevice,
-    Registered,
+    Claim, Completion, DeviceAddition, DevicePushToken, DeviceRecord, DeviceStore, NewDevice, Registered,
 };
+use crate::services::push::MAX_TOKEN_BYTES;
 
 /// Longest device name, in characters (the lexicon's).
 pub const MAX_NAME_CHARS: usize = 100;
@@ -27,8 +28,6 @@ pub const MAX_REGISTER_PACKAGES: usize = 200;
 pub const MAX_SIGNATURE_KEY_BYTES: usize = 65;
 /// Most additions one `getPendingDeviceAdditions` answers with.
 pub const MAX_ADDITIONS_PAGE: u32 = 100;
-/// Longest push token.
-pub const MAX_PUSH_TOKEN_CHARS: usize = 4096;
 /// Push platforms a token can be for.
 pub const PUSH_PLATFORMS: [&str; 3] = ["ios", "android", "web"];
 
@@ -57,14 +56,6 @@ pub struct Registration {
 pub struct RegisteredDevice {
     pub device: DeviceRecord,
     pub announced: Vec<String>,
-}
-
-/// A successful claim: the addition and a KeyPackage of the device to add it with.
-#[derive(Debug, Clone)]
-pub enum Claimed {
-    Mine { addition: DeviceAddition, key_package: Option<KeyPackageRecord> },
-    Theirs { addition: DeviceAddition, claimer: Did },
-    NotFound,
 }
 
 /// A `registerDeviceToken` request.
@@ -214,13 +205,9 @@ impl Devices {
 
     /// `claimPendingDeviceAddition`: the caller takes the addition for a while and gets a
     /// KeyPackage of the device, reserved for it.
-    pub async fn claim(&self, caller: &Did, addition: &str) -> Result<Claimed, MlsError> {
+    pub async fn claim(&self, caller: &Did, addition: &str) -> Result<Claim, MlsError> {
         let now = self.clock.now();
-        Ok(match self.store.claim_addition(addition, caller, now, now.plus(self.limits.claim)).await? {
-            Claim::Claimed { addition, key_package } => Claimed::Mine { addition, key_package },
-            Claim::HeldBy { addition, claimer } => Claimed::Theirs { addition, claimer },
-            Claim::NotFound => Claimed::NotFound,
-        })
+        Ok(self.store.claim_addition(addition, caller, now, now.plus(self.limits.claim)).await?)
     }
 
     /// `completePendingDeviceAddition`: `Ok(false)` when there is no such addition.
@@ -236,10 +223,8 @@ impl Devices {
     pub async fn set_push_token(&self, caller: &Did, request: PushTokenRequest) -> Result<(), MlsError> {
         let device = device_id(&request.device)?;
         let token = request.token.trim();
-        if token.is_empty() || token.chars().count() > MAX_PUSH_TOKEN_CHARS || !printable(token) {
-            return Err(MlsError::Invalid(format!(
-                "pushToken must be 1 to {MAX_PUSH_TOKEN_CHARS} printable characters"
-            )));
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES || !printable(token) {
+            return Err(MlsError::Invalid(format!("pushToken must be 1 to {MAX_TOKEN_BYTES} bytes of printable text")));
         }
         let platform = request.platform.as_deref().unwrap_or("ios");
         if !PUSH_PLATFORMS.contains(&platform) {
@@ -268,11 +253,11 @@ impl Devices {
     }
 }
 
-/// A client's device id: 1 to 128 printable characters.
+/// A client's device id, in the form a credential identity gives it.
 fn device_id(text: &str) -> Result<String, MlsError> {
     let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_UUID_CHARS || !printable(text) {
-        return Err(MlsError::Invalid(format!("deviceId must be 1 to {MAX_UUID_CHARS} printable characters")));
+    if !is_device_id(text) {
+        return Err(MlsError::Invalid("deviceId must be 1 to 64 letters, digits, '.', '_' or '-'".into()));
     }
     Ok(text.to_owned())
 }

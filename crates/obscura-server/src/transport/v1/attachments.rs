@@ -2,16 +2,15 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use crate::domain::ids::AttachmentId;
 use crate::transport::error::ApiError;
-use crate::transport::extract::{ApiPath, BearerUser};
+use crate::transport::extract::{upload_stream, ApiPath, BearerUser};
 use crate::transport::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -25,21 +24,13 @@ struct UploadResponse {
     expires_at: i64,
 }
 
-fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok()))
-        .map(|parsed| parsed.ok_or_else(|| ApiError::bad_request("Invalid Content-Length header")))
-        .transpose()
-}
-
 async fn upload(
     State(state): State<AppState>,
     BearerUser(owner): BearerUser,
     request: Request,
 ) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
-    let declared = declared_length(request.headers())?;
-    let body = request.into_body().into_data_stream().map_err(std::io::Error::other).boxed();
+    let (declared, body) = upload_stream(request);
+    let declared = declared.map_err(|_| ApiError::bad_request("Invalid Content-Length header"))?;
     let (id, expires_at) = state.attachments.upload(owner, declared, body).await?;
     Ok((StatusCode::CREATED, Json(UploadResponse { id, expires_at: expires_at.as_secs() })))
 }

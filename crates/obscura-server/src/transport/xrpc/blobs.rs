@@ -7,7 +7,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -16,6 +15,7 @@ use super::extract::{Caller, XrpcQuery};
 use super::XrpcState;
 use crate::ports::mls::BlobRecord;
 use crate::services::mls::blobs::Upload;
+use crate::transport::extract::upload_stream;
 
 pub fn router() -> Router<XrpcState> {
     Router::new().route("/blue.catbird.mls.uploadBlob", post(upload)).route("/blue.catbird.mls.getBlob", get(download))
@@ -38,22 +38,12 @@ async fn upload(
     XrpcQuery(params): XrpcQuery<UploadParams>,
     request: Request,
 ) -> Result<Json<Value>, XrpcError> {
-    let headers = request.headers();
-    let declared_len = match headers.get(header::CONTENT_LENGTH) {
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|text| text.parse::<u64>().ok())
-                .ok_or_else(|| XrpcError::invalid("Content-Length is not a number"))?,
-        ),
-        None => None,
-    };
-    let mime_type = match headers.get(header::CONTENT_TYPE) {
+    let mime_type = match request.headers().get(header::CONTENT_TYPE) {
         Some(value) => Some(value.to_str().map_err(|_| XrpcError::invalid("Content-Type is not text"))?.to_owned()),
         None => None,
     };
-    let body = request.into_body().into_data_stream().map_err(std::io::Error::other).boxed();
+    let (declared_len, body) = upload_stream(request);
+    let declared_len = declared_len.map_err(|_| XrpcError::invalid("Content-Length is not a number"))?;
     let upload = Upload { mime_type, convo: params.convo_id, declared_len, body };
     let blob = state.mls.blobs.upload(&caller, upload).await?;
     Ok(Json(json!({"blob": blob_ref(&blob), "expiresAt": blob.expires_at.to_rfc3339()})))

@@ -14,8 +14,8 @@ use super::extract::{Caller, XrpcJson, XrpcQuery};
 use super::key_packages::key_package_ref;
 use super::XrpcState;
 use crate::domain::time::UnixMillis;
-use crate::ports::mls::{DeviceAddition, DeviceRecord};
-use crate::services::mls::devices::{Claimed, PushTokenRequest, Registration};
+use crate::ports::mls::{Claim, DeviceAddition, DeviceRecord};
+use crate::services::mls::devices::{PushTokenRequest, Registration};
 use crate::services::mls::key_packages::Upload;
 use crate::services::mls::MlsError;
 
@@ -172,7 +172,7 @@ async fn claim(
 ) -> Result<Json<Value>, XrpcError> {
     let credential = |a: &DeviceAddition| format!("{}#{}", a.owner, a.device);
     Ok(Json(match state.mls.devices.claim(&caller, &input.pending_addition_id).await? {
-        Claimed::Mine { addition, key_package } => {
+        Claim::Claimed { addition, key_package } => {
             let mut answer = json!({
                 "claimed": true,
                 "convoId": addition.convo,
@@ -183,13 +183,13 @@ async fn claim(
             }
             answer
         }
-        Claimed::Theirs { addition, claimer } => json!({
+        Claim::HeldBy { addition, claimer } => json!({
             "claimed": false,
             "convoId": addition.convo,
             "deviceCredentialDid": credential(&addition),
             "claimedBy": claimer,
         }),
-        Claimed::NotFound => json!({ "claimed": false }),
+        Claim::NotFound => json!({ "claimed": false }),
     }))
 }
 

@@ -84,7 +84,7 @@ async fn blobs_respect_the_size_cap_the_quota_and_their_lifetime() {
         ("--mls-max-blob-bytes", "1000"),
         ("--mls-blob-quota-bytes", "2500"),
         ("--ttl-days", "2"),
-        ("--messaging-cleanup-interval-secs", "1"),
+        ("--storage-cleanup-interval-secs", "1"),
     ];
     flags.extend(tolerant);
     let world = MlsWorld::with_clock(&flags, Arc::clone(&clock)).await;

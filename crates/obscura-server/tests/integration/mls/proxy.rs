@@ -93,7 +93,12 @@ fn settings(args: &[&str]) -> Result<Settings, String> {
 async fn the_proxy_is_refused_outside_development_mode_and_pointed_at_itself() {
     let without_dev_mode = settings(&["--service-did", "did:web:mls.test", "--enable-direct-xrpc-proxy", "true"]);
     assert!(without_dev_mode.unwrap_err().contains("enable-direct-xrpc-proxy"));
-    let dev = ["--service-did", "did:web:mls.test", "--dev-jwt-secret", "dev", "--enable-direct-xrpc-proxy", "true"];
+    for weak in ["dev", "change_me_in_production"] {
+        let refused = settings(&["--service-did", "did:web:mls.test", "--dev-jwt-secret", weak]);
+        assert!(refused.unwrap_err().contains("dev-jwt-secret"), "{weak} signs tokens for any DID");
+    }
+    let secret = "a development secret of some length";
+    let dev = ["--service-did", "did:web:mls.test", "--dev-jwt-secret", secret, "--enable-direct-xrpc-proxy", "true"];
     let looping = settings(&dev);
     assert!(looping.unwrap_err().contains("upstream-xrpc-base"), "the default upstream is this server itself");
     let mut elsewhere = dev.to_vec();

@@ -26,18 +26,24 @@ async fn share(conn: &mut PgConnection, blob: &str, convo: &str, now: UnixMillis
     Ok(())
 }
 
+/// Bytes of the owner's live files.
+async fn usage(conn: &mut PgConnection, owner: &Did, now: UnixMillis) -> Result<u64, StoreError> {
+    let used: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(size), 0)::BIGINT FROM mls_blobs WHERE owner_did = $1 AND expires_at > $2",
+    )
+    .bind(owner.as_str())
+    .bind(now)
+    .fetch_one(conn)
+    .await
+    .map_err(map_err)?;
+    unsigned(used, "size")
+}
+
 #[async_trait]
 impl ConvoBlobStore for PostgresStore {
     async fn blob_usage(&self, owner: &Did, now: UnixMillis) -> Result<u64, StoreError> {
-        let used: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(size), 0)::BIGINT FROM mls_blobs WHERE owner_did = $1 AND expires_at > $2",
-        )
-        .bind(owner.as_str())
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        unsigned(used, "size")
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        usage(&mut conn, owner, now).await
     }
 
     async fn insert_blob(&self, new: NewBlob, now: UnixMillis) -> Result<BlobStored, StoreError> {
@@ -68,15 +74,7 @@ impl ConvoBlobStore for PostgresStore {
         let outcome = match existing {
             Some(row) => BlobStored::Existing(blob(row)?),
             None => {
-                let used: i64 = sqlx::query_scalar(
-                    "SELECT COALESCE(SUM(size), 0)::BIGINT FROM mls_blobs WHERE owner_did = $1 AND expires_at > $2",
-                )
-                .bind(record.owner.as_str())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                if unsigned(used, "size")?.saturating_add(record.size) > new.quota {
+                if usage(&mut tx, &record.owner, now).await?.saturating_add(record.size) > new.quota {
                     return Ok(BlobStored::QuotaExceeded);
                 }
                 sqlx::query(

@@ -1,5 +1,5 @@
 //! MLS conversations in PostgreSQL. Every change first locks the conversation's row
-//! (`FOR UPDATE`), so reading its epoch and next seq and writing the new ones cannot interleave
+//! (`FOR NO KEY UPDATE`), so reading its epoch and next seq and writing the new ones cannot interleave
 //! with another change on any replica: the compare-and-set and the seq order come from that lock.
 
 use async_trait::async_trait;
@@ -10,6 +10,7 @@ use super::{corrupt, limit as sql_limit, map_err, PostgresStore};
 use crate::adapters::store::convo_events::{self, for_change, for_creation};
 use crate::adapters::store::convo_rows::{did, message, signed, unsigned, ConvoRow, MessageRow, CONVO_COLUMNS};
 use crate::adapters::store::convo_rules::{decide, Loaded};
+use crate::adapters::store::device_rows::STATUS_COMPLETED;
 use crate::domain::did::Did;
 use crate::domain::time::UnixMillis;
 use crate::ports::mls::{
@@ -50,6 +51,17 @@ async fn record(conn: &mut PgConnection, row: ConvoRow) -> Result<ConvoRecord, S
 
 async fn convo_row(conn: &mut PgConnection, convo: &str) -> Result<Option<ConvoRow>, StoreError> {
     sqlx::query_as(&format!("SELECT {CONVO_COLUMNS} FROM mls_convos WHERE id = $1"))
+        .bind(convo)
+        .fetch_optional(conn)
+        .await
+        .map_err(map_err)
+}
+
+/// Locks the conversation row for a change and reads its epoch and next seq. `NO KEY UPDATE`:
+/// rows that merely reference the conversation (events, additions, shares) can still be
+/// inserted meanwhile, so a writer holding the event-log lock never waits on this one.
+async fn lock_convo(conn: &mut PgConnection, convo: &str) -> Result<Option<(i64, i64)>, StoreError> {
+    sqlx::query_as("SELECT epoch, next_seq FROM mls_convos WHERE id = $1 FOR NO KEY UPDATE")
         .bind(convo)
         .fetch_optional(conn)
         .await
@@ -227,13 +239,7 @@ impl ConvoStore for PostgresStore {
 
     async fn change_convo(&self, change: ConvoChange) -> Result<Changed, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let state: Option<(i64, i64)> =
-            sqlx::query_as("SELECT epoch, next_seq FROM mls_convos WHERE id = $1 FOR UPDATE")
-                .bind(&change.convo)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        let Some((epoch, next_seq)) = state else {
+        let Some((epoch, next_seq)) = lock_convo(&mut tx, &change.convo).await? else {
             return Ok(Changed::ConvoNotFound);
         };
         let members: Vec<(String, bool)> =
@@ -256,13 +262,17 @@ impl ConvoStore for PostgresStore {
             .map_err(map_err)?,
             None => None,
         };
-        let waiting_devices: Vec<(String, String)> = sqlx::query_as(
-            "SELECT did, device_id FROM mls_device_additions WHERE convo_id = $1 AND status <> 'completed'",
-        )
-        .bind(&change.convo)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        // Only a Welcome can add a waiting device.
+        let waiting_devices: Vec<(String, String)> = match &change.welcome {
+            Some(_) => sqlx::query_as(&format!(
+                "SELECT did, device_id FROM mls_device_additions WHERE convo_id = $1 AND status <> '{STATUS_COMPLETED}'"
+            ))
+            .bind(&change.convo)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?,
+            None => Vec::new(),
+        };
         let loaded = Loaded {
             waiting_devices,
             epoch: unsigned(epoch, "epoch")?,
@@ -330,10 +340,10 @@ impl ConvoStore for PostgresStore {
             .map_err(map_err)?;
         }
         for (owner, device) in &plan.devices {
-            sqlx::query(
-                "UPDATE mls_device_additions SET status = 'completed', completed_at = $1, completed_epoch = $2 \
-                 WHERE convo_id = $3 AND did = $4 AND device_id = $5",
-            )
+            sqlx::query(&format!(
+                "UPDATE mls_device_additions SET status = '{STATUS_COMPLETED}', completed_at = $1, completed_epoch = $2 \
+                 WHERE convo_id = $3 AND did = $4 AND device_id = $5"
+            ))
             .bind(change.now)
             .bind(signed(plan.epoch))
             .bind(&change.convo)
@@ -359,20 +369,15 @@ impl ConvoStore for PostgresStore {
 
     async fn post_message(&self, message: NewConvoMessage) -> Result<Posted, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let state: Option<(i64, i64, Option<i32>)> = sqlx::query_as(
-            "SELECT epoch, next_seq, (SELECT 1 FROM mls_members m WHERE m.convo_id = c.id AND m.did = $1 \
-             AND m.left_at IS NULL) FROM mls_convos c WHERE c.id = $2 FOR UPDATE",
-        )
-        .bind(message.sender.as_str())
-        .bind(&message.convo)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let (epoch, next_seq) = match state {
-            None => return Ok(Posted::ConvoNotFound),
-            Some((_, _, None)) => return Ok(Posted::NotMember),
-            Some((epoch, next_seq, Some(_))) => (unsigned(epoch, "epoch")?, unsigned(next_seq, "seq")?),
+        let Some((epoch, next_seq)) = lock_convo(&mut tx, &message.convo).await? else {
+            return Ok(Posted::ConvoNotFound);
         };
+        // Asked after the lock, in a statement of its own: a removal that committed while this
+        // waited for the lock is seen (a subquery of the locking statement would not see it).
+        if visibility::<()>(&mut tx, &message.convo, &message.sender).await?.is_some() {
+            return Ok(Posted::NotMember);
+        }
+        let (epoch, next_seq) = (unsigned(epoch, "epoch")?, unsigned(next_seq, "seq")?);
         let stored: Option<(bool, i64, i64, UnixMillis)> = sqlx::query_as(
             "SELECT kind = 'app' AND sender_did = $1, seq, epoch, created_at FROM mls_messages \
              WHERE convo_id = $2 AND msg_id = $3",
@@ -519,18 +524,13 @@ impl ConvoStore for PostgresStore {
         now: UnixMillis,
     ) -> Result<GroupInfoUpdated, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let current = match visibility::<()>(&mut tx, convo, writer).await? {
-            Some(Visible::ConvoNotFound) => return Ok(GroupInfoUpdated::ConvoNotFound),
-            Some(_) => return Ok(GroupInfoUpdated::NotMember),
-            None => {
-                let current: i64 = sqlx::query_scalar("SELECT epoch FROM mls_convos WHERE id = $1 FOR UPDATE")
-                    .bind(convo)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                unsigned(current, "epoch")?
-            }
+        let Some((current, _)) = lock_convo(&mut tx, convo).await? else {
+            return Ok(GroupInfoUpdated::ConvoNotFound);
         };
+        if visibility::<()>(&mut tx, convo, writer).await?.is_some() {
+            return Ok(GroupInfoUpdated::NotMember);
+        }
+        let current = unsigned(current, "epoch")?;
         if current != epoch {
             return Ok(GroupInfoUpdated::EpochMismatch { current });
         }

@@ -1,11 +1,12 @@
 //! MLS devices and their pending additions in PostgreSQL. Registering, deleting and claiming
 //! take the owner's KeyPackage lock (a user's device count, a device's packages and each
 //! reservation are decided one transaction at a time); claiming and completing also lock the
-//! addition's row, always after the owner's lock.
+//! addition's row, always after the owner's lock and any KeyPackage row.
 
 use async_trait::async_trait;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
+use super::convos::visibility;
 use super::events::append;
 use super::key_packages::{insert_package, lock_owner, reserve};
 use super::{limit as sql_limit, map_err, PostgresStore};
@@ -108,6 +109,7 @@ async fn announce(conn: &mut PgConnection, new: &NewDevice) -> Result<Vec<String
             .fetch_all(&mut *conn)
             .await
             .map_err(map_err)?;
+    let mut events = Vec::with_capacity(convos.len());
     for convo in &convos {
         let addition = uuid::Uuid::new_v4().to_string();
         sqlx::query(
@@ -124,7 +126,10 @@ async fn announce(conn: &mut PgConnection, new: &NewDevice) -> Result<Vec<String
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
-        let event = convo_events::new_device(&new.owner, &new.id, &new.name, &addition);
+        events.push(convo_events::new_device(&new.owner, &new.id, &new.name, &addition));
+    }
+    // The events last: on PostgreSQL the first append takes the event-log lock, held to commit.
+    for (convo, event) in convos.iter().zip(events) {
         append(conn, convo, &[event], new.now).await?;
     }
     Ok(convos)
@@ -138,15 +143,17 @@ async fn read_addition(
 ) -> Result<Option<DeviceAddition>, StoreError> {
     let row: Option<AdditionRow> = sqlx::query_as(&format!(
         "SELECT {ADDITION_COLUMNS} FROM mls_device_additions a JOIN mls_devices d ON d.id = a.device_id \
-         WHERE a.id = $1 AND EXISTS (SELECT 1 FROM mls_members m WHERE m.convo_id = a.convo_id AND m.did = $2 \
-         AND m.left_at IS NULL) FOR UPDATE OF a"
+         WHERE a.id = $1 FOR UPDATE OF a"
     ))
     .bind(id)
-    .bind(reader.as_str())
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(map_err)?;
-    row.map(|row| addition(row, now)).transpose()
+    let Some(row) = row else { return Ok(None) };
+    let found = addition(row, now)?;
+    // Asked after the row lock, in a statement of its own, so a removal that committed
+    // meanwhile is seen.
+    Ok(visibility::<()>(conn, &found.convo, reader).await?.is_none().then_some(found))
 }
 
 #[async_trait]
@@ -216,8 +223,8 @@ impl DeviceStore for PostgresStore {
         if let Some(refused) = store_packages(&mut tx, &new, &new.id).await? {
             return Ok(refused);
         }
-        let announced = announce(&mut tx, &new).await?;
         let device = device_record(&mut tx, &new.id, new.now).await?;
+        let announced = announce(&mut tx, &new).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Registered::New { device, announced, replaced })
     }
@@ -285,25 +292,27 @@ impl DeviceStore for PostgresStore {
         until: UnixMillis,
     ) -> Result<Claim, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // The owner's lock first (it guards the KeyPackage reservation below), then the row:
-        // the order registration takes them in when a reinstall deletes additions.
-        let owner: Option<String> = sqlx::query_scalar("SELECT did FROM mls_device_additions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if let Some(owner) = owner {
-            lock_owner(&mut tx, &did(owner)?).await?;
-        }
+        // The order every writer of these rows follows: the owner's lock, the KeyPackage row
+        // (reserved here before deciding; a refusal rolls the reservation back), then the
+        // addition's row, as a Welcome consumes a package before completing the addition.
+        let target: Option<(String, String)> =
+            sqlx::query_as("SELECT did, device_id FROM mls_device_additions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some((owner, device)) = target else { return Ok(Claim::NotFound) };
+        let owner = did(owner)?;
+        lock_owner(&mut tx, &owner).await?;
+        let package = reserve(&mut tx, &owner, Some(&device), None, claimer, (now, until)).await?;
         let Some(mut found) = read_addition(&mut tx, id, claimer, now).await? else {
             return Ok(Claim::NotFound);
         };
         if let Some(holder) = found.claimed_by.clone().filter(|holder| holder != claimer) {
             return Ok(Claim::HeldBy { addition: found, claimer: holder });
         }
-        match found.status {
-            AdditionStatus::Completed => return Ok(Claim::NotFound),
-            AdditionStatus::Pending | AdditionStatus::InProgress => {}
+        if found.status == AdditionStatus::Completed {
+            return Ok(Claim::NotFound);
         }
         sqlx::query("UPDATE mls_device_additions SET status = $1, claimed_by = $2, claimed_until = $3 WHERE id = $4")
             .bind(STATUS_IN_PROGRESS)
@@ -313,7 +322,6 @@ impl DeviceStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let package = reserve(&mut tx, &found.owner, Some(&found.device), None, claimer, (now, until)).await?;
         tx.commit().await.map_err(map_err)?;
         found.status = AdditionStatus::InProgress;
         found.claimed_by = Some(claimer.clone());

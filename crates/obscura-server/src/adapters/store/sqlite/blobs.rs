@@ -24,17 +24,23 @@ async fn share(conn: &mut SqliteConnection, blob: &str, convo: &str, now: UnixMi
     Ok(())
 }
 
+/// Bytes of the owner's live files.
+async fn usage(conn: &mut SqliteConnection, owner: &Did, now: UnixMillis) -> Result<u64, StoreError> {
+    let used: i64 =
+        sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM mls_blobs WHERE owner_did = ? AND expires_at > ?")
+            .bind(owner.as_str())
+            .bind(now)
+            .fetch_one(conn)
+            .await
+            .map_err(map_err)?;
+    unsigned(used, "size")
+}
+
 #[async_trait]
 impl ConvoBlobStore for SqliteStore {
     async fn blob_usage(&self, owner: &Did, now: UnixMillis) -> Result<u64, StoreError> {
-        let used: i64 =
-            sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM mls_blobs WHERE owner_did = ? AND expires_at > ?")
-                .bind(owner.as_str())
-                .bind(now)
-                .fetch_one(&self.reader)
-                .await
-                .map_err(map_err)?;
-        unsigned(used, "size")
+        let mut conn = self.reader.acquire().await.map_err(map_err)?;
+        usage(&mut conn, owner, now).await
     }
 
     async fn insert_blob(&self, new: NewBlob, now: UnixMillis) -> Result<BlobStored, StoreError> {
@@ -60,15 +66,7 @@ impl ConvoBlobStore for SqliteStore {
         let outcome = match existing {
             Some(row) => BlobStored::Existing(blob(row)?),
             None => {
-                let used: i64 = sqlx::query_scalar(
-                    "SELECT COALESCE(SUM(size), 0) FROM mls_blobs WHERE owner_did = ? AND expires_at > ?",
-                )
-                .bind(record.owner.as_str())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                if unsigned(used, "size")?.saturating_add(record.size) > new.quota {
+                if usage(&mut tx, &record.owner, now).await?.saturating_add(record.size) > new.quota {
                     return Ok(BlobStored::QuotaExceeded);
                 }
                 sqlx::query(

@@ -10,6 +10,7 @@ use super::{corrupt, map_err, SqliteStore};
 use crate::adapters::store::convo_events::{self, for_change, for_creation};
 use crate::adapters::store::convo_rows::{did, message, signed, unsigned, ConvoRow, MessageRow, CONVO_COLUMNS};
 use crate::adapters::store::convo_rules::{decide, Loaded};
+use crate::adapters::store::device_rows::STATUS_COMPLETED;
 use crate::domain::did::Did;
 use crate::domain::time::UnixMillis;
 use crate::ports::mls::{
@@ -255,13 +256,17 @@ impl ConvoStore for SqliteStore {
             .map_err(map_err)?,
             None => None,
         };
-        let waiting_devices: Vec<(String, String)> = sqlx::query_as(
-            "SELECT did, device_id FROM mls_device_additions WHERE convo_id = ? AND status <> 'completed'",
-        )
-        .bind(&change.convo)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        // Only a Welcome can add a waiting device.
+        let waiting_devices: Vec<(String, String)> = match &change.welcome {
+            Some(_) => sqlx::query_as(&format!(
+                "SELECT did, device_id FROM mls_device_additions WHERE convo_id = ? AND status <> '{STATUS_COMPLETED}'"
+            ))
+            .bind(&change.convo)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?,
+            None => Vec::new(),
+        };
         let loaded = Loaded {
             waiting_devices,
             epoch: unsigned(epoch, "epoch")?,
@@ -327,10 +332,10 @@ impl ConvoStore for SqliteStore {
                 .map_err(map_err)?;
         }
         for (owner, device) in &plan.devices {
-            sqlx::query(
-                "UPDATE mls_device_additions SET status = 'completed', completed_at = ?, completed_epoch = ? \
-                 WHERE convo_id = ? AND did = ? AND device_id = ?",
-            )
+            sqlx::query(&format!(
+                "UPDATE mls_device_additions SET status = '{STATUS_COMPLETED}', completed_at = ?, completed_epoch = ? \
+                 WHERE convo_id = ? AND did = ? AND device_id = ?"
+            ))
             .bind(change.now)
             .bind(signed(plan.epoch))
             .bind(&change.convo)

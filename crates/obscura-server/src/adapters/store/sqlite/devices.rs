@@ -111,6 +111,7 @@ async fn announce(conn: &mut SqliteConnection, new: &NewDevice) -> Result<Vec<St
             .fetch_all(&mut *conn)
             .await
             .map_err(map_err)?;
+    let mut events = Vec::with_capacity(convos.len());
     for convo in &convos {
         let addition = uuid::Uuid::new_v4().to_string();
         sqlx::query(
@@ -127,7 +128,10 @@ async fn announce(conn: &mut SqliteConnection, new: &NewDevice) -> Result<Vec<St
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
-        let event = convo_events::new_device(&new.owner, &new.id, &new.name, &addition);
+        events.push(convo_events::new_device(&new.owner, &new.id, &new.name, &addition));
+    }
+    // The events last: on PostgreSQL the first append takes the event-log lock, held to commit.
+    for (convo, event) in convos.iter().zip(events) {
         append(conn, convo, &[event], new.now).await?;
     }
     Ok(convos)
@@ -218,8 +222,8 @@ impl DeviceStore for SqliteStore {
         if let Some(refused) = store_packages(&mut tx, &new, &new.id).await? {
             return Ok(refused);
         }
-        let announced = announce(&mut tx, &new).await?;
         let device = device_record(&mut tx, &new.id, new.now).await?;
+        let announced = announce(&mut tx, &new).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Registered::New { device, announced, replaced })
     }

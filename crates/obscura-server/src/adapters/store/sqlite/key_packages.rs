@@ -139,21 +139,21 @@ pub(super) async fn reserve(
     let picks = pick_per_device(&candidates, requester.as_str(), now);
     let mut records = Vec::with_capacity(picks.len());
     for pick in picks {
+        // Re-checked as it is reserved: a Welcome may have consumed the package since it was
+        // read (it takes no owner lock), and a consumed package is never handed out.
+        let sql = if pick.reserve {
+            "UPDATE mls_key_packages SET reserved_by = ?3, reserved_until = ?4 \
+             WHERE key_ref = ?1 AND consumed_at IS NULL AND expires_at > ?2 RETURNING device_id, sha256, cipher_suite, body"
+        } else {
+            "SELECT device_id, sha256, cipher_suite, body FROM mls_key_packages \
+             WHERE key_ref = ?1 AND consumed_at IS NULL AND expires_at > ?2"
+        };
+        let mut query = sqlx::query_as(sql).bind(&pick.key_ref).bind(now);
         if pick.reserve {
-            sqlx::query("UPDATE mls_key_packages SET reserved_by = ?1, reserved_until = ?2 WHERE key_ref = ?3")
-                .bind(requester.as_str())
-                .bind(until)
-                .bind(&pick.key_ref)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
+            query = query.bind(requester.as_str()).bind(until);
         }
-        let (device, sha256, suite, body): (String, String, i32, Vec<u8>) =
-            sqlx::query_as("SELECT device_id, sha256, cipher_suite, body FROM mls_key_packages WHERE key_ref = ?1")
-                .bind(&pick.key_ref)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err)?;
+        let row: Option<(String, String, i32, Vec<u8>)> = query.fetch_optional(&mut *conn).await.map_err(map_err)?;
+        let Some((device, sha256, suite, body)) = row else { continue };
         let suite = u16::try_from(suite).map_err(|_| corrupt("cipher suite"))?;
         records.push(KeyPackageRecord { owner: owner.clone(), device, sha256, suite, body });
     }
