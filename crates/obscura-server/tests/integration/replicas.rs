@@ -258,6 +258,7 @@ async fn mls_events_written_on_one_replica_reach_a_subscription_on_another() {
     // A ticket issued by one replica is spent on all of them.
     let url_from_a = alice.subscription_url(None, None).await;
     let url_on_b = url_from_a.replace(&world.server.base.replacen("http", "ws", 1), &b.base.replacen("http", "ws", 1));
+    assert_ne!(url_on_b, url_from_a, "the second connection goes to replica B");
     let used = obscura_testkit::events::EventStream::connect(&url_from_a).await.unwrap();
     let mut again = obscura_testkit::events::EventStream::connect(&url_on_b).await.unwrap();
     assert_eq!(again.frame(STEP).await.error(), Some("TicketAlreadyUsed"));

@@ -10,7 +10,7 @@ use obscura_server::domain::did::Did;
 use obscura_server::domain::time::UnixMillis;
 use obscura_server::ports::mls::{
     Changed, ConvoChange, Created, EventBody, GroupInfoUpdated, Log, LogFilter, MembershipAction, NewCommit, NewConvo,
-    NewConvoMessage, NewKeyPackage, NewWelcome, Posted, RosterChange, Visible, WelcomeRecipient,
+    NewConvoMessage, NewKeyPackage, NewWelcome, Posted, Published, RosterChange, Visible, WelcomeRecipient,
 };
 
 use super::store::{DynStore, T0};
@@ -45,7 +45,7 @@ async fn key_package(store: &DynStore, owner: &Did, device: &str, last_resort: b
         created_at: T0,
         expires_at: T0.plus(DAY),
     };
-    let _ = store.publish_key_package(package, 100, T0).await.unwrap();
+    assert_eq!(store.publish_key_package(package, 100, T0).await.unwrap(), Published::Stored);
     WelcomeRecipient { key_ref, did: owner.clone(), device: device.to_owned() }
 }
 
@@ -283,8 +283,8 @@ pub async fn log_entries_and_welcomes_expire(store: DynStore) {
     let id = convo(&store, &alice, &[&bob]).await;
     let mut short = message(&id, &alice, 1, "short");
     short.expires_at = T0.plus(Duration::from_secs(60));
-    let _ = store.post_message(short).await.unwrap();
-    let _ = store.post_message(message(&id, &alice, 1, "long")).await.unwrap();
+    assert!(matches!(store.post_message(short).await.unwrap(), Posted::Stored { .. }));
+    assert!(matches!(store.post_message(message(&id, &alice, 1, "long")).await.unwrap(), Posted::Stored { .. }));
     let kp = key_package(&store, &bob, "", true).await;
     let add = ConvoChange {
         welcome: Some(welcome(vec![kp])),
@@ -378,13 +378,7 @@ pub async fn a_reader_paging_while_writers_race_never_skips_an_event(store: DynS
     }
     let (_, start) = events(&store, &bob, None, 0).await;
     let total = CONVOS * usize::try_from(PER_CONVO).unwrap();
-    let writers: Vec<_> = (0..total)
-        .map(|n| {
-            let store = Arc::clone(&store);
-            let message = message(&convos[n % CONVOS], &alice, 1, &format!("m{n}"));
-            tokio::spawn(async move { store.post_message(message).await.unwrap() })
-        })
-        .collect();
+    // The reader starts first, so it pages while the writers race.
     let reader = {
         let (store, bob) = (Arc::clone(&store), bob.clone());
         tokio::spawn(async move {
@@ -404,6 +398,13 @@ pub async fn a_reader_paging_while_writers_race_never_skips_an_event(store: DynS
             heard
         })
     };
+    let writers: Vec<_> = (0..total)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            let message = message(&convos[n % CONVOS], &alice, 1, &format!("m{n}"));
+            tokio::spawn(async move { store.post_message(message).await.unwrap() })
+        })
+        .collect();
     futures_util::future::join_all(writers).await;
     let heard = reader.await.unwrap();
     assert_eq!(heard.len(), total, "every message heard once");

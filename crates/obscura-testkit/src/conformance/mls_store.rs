@@ -49,13 +49,17 @@ pub async fn key_packages_are_stored_once_and_up_to_the_limit(store: DynStore) {
     assert_eq!(store.publish_key_package(package(&alice, "", 3, false), 2, T0).await.unwrap(), Published::LimitReached);
     let counts = store.key_package_counts(&alice, T0).await.unwrap();
     assert_eq!(counts, KeyPackageCounts { total: 2, available: 2, reserved: 0, consumed: 0 });
-    assert_eq!(publish(&store, package(&did(), "", 1, false)).await, Published::Stored, "limits are per user");
+    assert_eq!(
+        publish(&store, package(&did(), "", 1, false)).await,
+        Published::Stored,
+        "another user has limits of its own"
+    );
 }
 
 pub async fn fetches_hand_out_one_package_per_device_and_repeat_for_the_same_requester(store: DynStore) {
     let (bob, alice, carol) = (did(), did(), did());
     for (device, n) in [("", 1), ("", 2), ("tablet", 3), ("tablet", 4)] {
-        let _ = publish(&store, package(&bob, device, n, false)).await;
+        assert_eq!(publish(&store, package(&bob, device, n, false)).await, Published::Stored);
     }
     let until = T0.plus(MINUTE);
     let first = store.reserve_key_packages(&bob, None, &alice, T0, until).await.unwrap();
@@ -77,8 +81,8 @@ pub async fn fetches_hand_out_one_package_per_device_and_repeat_for_the_same_req
 
 pub async fn last_resort_packages_are_shared_and_used_only_when_nothing_else_is_left(store: DynStore) {
     let bob = did();
-    let _ = publish(&store, package(&bob, "", 1, true)).await;
-    let _ = publish(&store, package(&bob, "", 2, false)).await;
+    assert_eq!(publish(&store, package(&bob, "", 1, true)).await, Published::Stored);
+    assert_eq!(publish(&store, package(&bob, "", 2, false)).await, Published::Stored);
     let until = T0.plus(MINUTE);
     let first = store.reserve_key_packages(&bob, None, &did(), T0, until).await.unwrap();
     assert_eq!(first.len(), 1);
@@ -95,7 +99,7 @@ pub async fn last_resort_packages_are_shared_and_used_only_when_nothing_else_is_
 pub async fn concurrent_fetches_never_share_a_single_use_package(store: DynStore) {
     let bob = did();
     for n in 0..20 {
-        let _ = publish(&store, package(&bob, "", n, false)).await;
+        assert_eq!(publish(&store, package(&bob, "", n, false)).await, Published::Stored);
     }
     let fetches = (0..20).map(|_| {
         let (store, bob) = (Arc::clone(&store), bob.clone());
@@ -113,8 +117,8 @@ pub async fn expired_key_packages_are_never_handed_out_and_are_deleted(store: Dy
     let bob = did();
     let mut short = package(&bob, "", 1, false);
     short.expires_at = T0.plus(MINUTE);
-    let _ = publish(&store, short).await;
-    let _ = publish(&store, package(&bob, "", 2, true)).await;
+    assert_eq!(publish(&store, short).await, Published::Stored);
+    assert_eq!(publish(&store, package(&bob, "", 2, true)).await, Published::Stored);
     let later = T0.plus(MINUTE * 2);
     let got = store.reserve_key_packages(&bob, None, &did(), later, later.plus(MINUTE)).await.unwrap();
     assert_eq!(got.len(), 1);
@@ -128,7 +132,7 @@ pub async fn fetches_filter_by_cipher_suite(store: DynStore) {
     let bob = did();
     let mut p256 = package(&bob, "", 1, false);
     p256.suite = 2;
-    let _ = publish(&store, p256).await;
+    assert_eq!(publish(&store, p256).await, Published::Stored);
     let until = T0.plus(MINUTE);
     assert!(store.reserve_key_packages(&bob, Some(1), &did(), T0, until).await.unwrap().is_empty());
     let got = store.reserve_key_packages(&bob, Some(2), &did(), T0, until).await.unwrap();

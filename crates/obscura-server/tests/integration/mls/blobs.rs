@@ -92,6 +92,12 @@ async fn blobs_respect_the_size_cap_the_quota_and_their_lifetime() {
 
     let too_large = upload(&alice.api, None, None, &[1; 1001]).await;
     assert_eq!(error(&too_large), (StatusCode::PAYLOAD_TOO_LARGE, "BlobTooLarge"));
+    // Without a Content-Length the cap is enforced while the body streams in.
+    let chunks = (0..11).map(|_| Ok::<_, std::io::Error>(vec![7u8; 100]));
+    let streamed = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let cut_off = alice.api.upload("blue.catbird.mls.uploadBlob", &[], None, streamed).await;
+    assert_eq!(error(&cut_off), (StatusCode::PAYLOAD_TOO_LARGE, "BlobTooLarge"));
+    assert_eq!(stored_objects(&world), 0, "nothing is kept of a refused upload");
     let bad_type = upload(&alice.api, None, Some("not a mime type"), b"x").await;
     assert_eq!(error(&bad_type), (StatusCode::BAD_REQUEST, "UnsupportedMimeType"));
 

@@ -1,6 +1,8 @@
 //! KeyPackages published by real `openmls` clients: validated, limited, handed out one per
 //! device and never twice.
 
+use obscura_server::adapters::clock::SystemClock;
+use obscura_server::ports::clock::Clock as _;
 use std::collections::HashSet;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -111,7 +113,7 @@ async fn batches_report_each_failure_by_index() {
     let world = MlsWorld::start().await;
     let alice = world.user();
     let client = MlsClient::new(alice.did());
-    let expires = "2026-12-30T00:00:00Z";
+    let expires = SystemClock.now().plus(std::time::Duration::from_secs(30 * 86_400)).to_rfc3339();
     let mut items: Vec<Value> = (0..3)
         .map(|_| {
             let mut item = item(&client.key_package());

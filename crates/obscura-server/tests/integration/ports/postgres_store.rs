@@ -80,7 +80,9 @@ async fn a_slow_writer_with_a_lower_event_id_is_never_skipped_by_a_reader() {
     let fast = post("bb");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Read while the slow writer still sits between its insert and its commit.
+    assert!(!slow.is_finished() && !fast.is_finished(), "the trigger holds the slow writer, the lock the fast one");
     let first = store.events_for(&bob, None, start, 100).await.unwrap();
+    assert!(first.events.is_empty(), "nothing is visible past an uncommitted lower id: {:?}", first.events);
     assert!(matches!(slow.await.unwrap(), Posted::Stored { .. }));
     assert!(matches!(fast.await.unwrap(), Posted::Stored { .. }));
     let second = store.events_for(&bob, None, first.through, 100).await.unwrap();
