@@ -145,6 +145,7 @@ impl App {
                 acquire_timeout: settings.storage.db_acquire_timeout,
                 idle_timeout: settings.storage.db_idle_timeout,
                 max_lifetime: settings.storage.db_max_lifetime,
+                max_size_bytes: settings.storage.sqlite_max_size_bytes,
             },
         )
         .await?;

@@ -7,6 +7,7 @@
 
 pub mod atproto;
 pub mod conformance;
+pub mod disk;
 pub mod events;
 pub mod gateway;
 pub mod keys;

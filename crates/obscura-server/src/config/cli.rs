@@ -58,6 +58,10 @@ pub struct Cli {
     /// Seconds before a connection is recycled
     #[arg(long, env = "OBSCURA_DATABASE_MAX_LIFETIME_SECS", default_value_t = 1800)]
     pub db_max_lifetime_secs: u64,
+    /// Largest size in bytes the embedded SQLite database may grow to; past it writes are refused
+    /// with 503, as on a full disk [default: no limit but the disk's]
+    #[arg(long, env = "OBSCURA_SQLITE_MAX_SIZE_BYTES")]
+    pub sqlite_max_size_bytes: Option<u64>,
 
     /// Interface to bind both listeners to
     #[arg(long, env = "OBSCURA_SERVER_HOST", default_value = "0.0.0.0")]

@@ -45,6 +45,22 @@ pub struct StorageSettings {
     pub db_acquire_timeout: Duration,
     pub db_idle_timeout: Duration,
     pub db_max_lifetime: Duration,
+    /// `--sqlite-max-size-bytes`: a cap on the embedded database's file (SQLite only).
+    pub sqlite_max_size_bytes: Option<u64>,
+}
+
+/// Smallest accepted `--sqlite-max-size-bytes`: the empty schema alone takes about 300 KiB.
+const MIN_SQLITE_MAX_SIZE: u64 = 1 << 20;
+
+fn sqlite_max_size(cli: &Cli, database_url: &str) -> Result<Option<u64>, ConfigError> {
+    let Some(bytes) = cli.sqlite_max_size_bytes else { return Ok(None) };
+    if Backend::of(database_url) != Some(Backend::Sqlite) {
+        return Err(invalid("sqlite-max-size-bytes", "applies only to an SQLite --db-url"));
+    }
+    if bytes < MIN_SQLITE_MAX_SIZE {
+        return Err(invalid("sqlite-max-size-bytes", format!("must be at least {MIN_SQLITE_MAX_SIZE}")));
+    }
+    Ok(Some(bytes))
 }
 
 /// Where attachment bytes live.
@@ -193,6 +209,7 @@ impl Settings {
             return Err(invalid("trace-sampling-ratio", "must be between 0.0 and 1.0"));
         }
         let database_url = database_url(cli)?;
+        let sqlite_max_size_bytes = sqlite_max_size(cli, &database_url)?;
         let jwt_secret = resolve_jwt_secret(cli.jwt_secret.as_deref(), &cli.data_dir)?;
         let rate = |per: (&'static str, u32), burst: (&'static str, u32), period| {
             Ok::<_, ConfigError>(Rate {
@@ -217,6 +234,7 @@ impl Settings {
                 db_acquire_timeout: secs("db-acquire-timeout-secs", cli.db_acquire_timeout_secs)?,
                 db_idle_timeout: secs("db-idle-timeout-secs", cli.db_idle_timeout_secs)?,
                 db_max_lifetime: secs("db-max-lifetime-secs", cli.db_max_lifetime_secs)?,
+                sqlite_max_size_bytes,
             },
             jwt_secret,
             access_token_ttl: secs("access-token-ttl-secs", cli.access_token_ttl_secs)?,
@@ -507,6 +525,19 @@ mod tests {
         let err =
             parse(&["--jwt-secret", "0123456789abcdef", "--db-url", "sqlite::memory:"]).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.starts_with("--db-url")));
+    }
+
+    #[test]
+    fn the_sqlite_size_cap_needs_sqlite_and_room_for_the_schema() {
+        let cap = |db: &str, bytes: &str| {
+            parse(&["--jwt-secret", "0123456789abcdef", "--db-url", db, "--sqlite-max-size-bytes", bytes])
+                .map(|s| s.storage.sqlite_max_size_bytes)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(cap("sqlite:///tmp/x.db", "1048576"), Ok(Some(1_048_576)));
+        assert_eq!(cap("sqlite:///tmp/x.db", "4096"), Err("--sqlite-max-size-bytes: must be at least 1048576".into()));
+        let on_postgres = cap("postgres://db/obscura", "1048576");
+        assert!(on_postgres.is_err_and(|e| e.starts_with("--sqlite-max-size-bytes")));
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub enum StoreError {
     /// The database cannot be reached or timed out; the caller may retry later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The database has no room to write (a full disk, or the embedded database at its size cap).
+    /// Nothing of the failed operation was stored; writes succeed again once there is room.
+    #[error("store full: {0}")]
+    Full(String),
     /// Anything else the database reported. Never shown to clients.
     #[error("store failure: {0}")]
     Internal(String),
@@ -89,7 +93,8 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Deletes refresh tokens (spent or not) whose lifetime has ended. Returns how many.
     async fn delete_expired_refresh_tokens(&self, now: UnixMillis, limit: u32) -> Result<u64, StoreError>;
 
-    /// Whether the database answers.
+    /// Whether the database takes writes: a row written and removed again in one transaction.
+    /// `Full` when there is no room for it.
     async fn ping(&self) -> Result<(), StoreError>;
 }
 

@@ -47,6 +47,9 @@ pub enum ServiceError {
     /// A dependency is down; the client may retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The database has no room for writes; the client may retry later.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// A bug or corrupt state; details are logged, never returned.
     #[error("internal: {0}")]
     Internal(String),
@@ -56,6 +59,7 @@ impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(detail) => Self::Unavailable(detail),
+            StoreError::Full(detail) => Self::StorageFull(detail),
             StoreError::Internal(detail) => Self::Internal(detail),
         }
     }

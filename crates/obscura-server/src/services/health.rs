@@ -7,20 +7,31 @@ use tokio::time::timeout;
 
 use crate::ports::blobs::BlobStore;
 use crate::ports::notifier::Notifier;
-use crate::ports::store::AccountStore;
+use crate::ports::store::{AccountStore, StoreError};
 
 /// Per-component result of a readiness check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readiness {
-    pub database: bool,
+    pub database: Database,
     pub storage: bool,
     pub pubsub: bool,
+}
+
+/// What the database check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    /// A write was committed.
+    Ok,
+    /// The database answers but has no room to write (a full disk, or its size cap).
+    FailingWrites,
+    /// Unreachable, too slow, or failing otherwise.
+    Down,
 }
 
 impl Readiness {
     #[must_use]
     pub fn all_ok(&self) -> bool {
-        self.database && self.storage && self.pubsub
+        self.database == Database::Ok && self.storage && self.pubsub
     }
 }
 
@@ -59,7 +70,11 @@ impl Health {
             timeout(self.timeouts.pubsub, self.notifier.check()),
         );
         Readiness {
-            database: matches!(database, Ok(Ok(()))),
+            database: match database {
+                Ok(Ok(())) => Database::Ok,
+                Ok(Err(StoreError::Full(_))) => Database::FailingWrites,
+                _ => Database::Down,
+            },
             storage: matches!(storage, Ok(Ok(()))),
             pubsub: matches!(pubsub, Ok(Ok(()))),
         }

@@ -63,6 +63,9 @@ impl ApiError {
                 S::PushTokenEmpty => (StatusCode::BAD_REQUEST, "Token cannot be empty".into()),
                 S::PushTokenTooLong => (StatusCode::BAD_REQUEST, "Token is too long (max 4096 characters)".into()),
                 S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable".into()),
+                S::StorageFull(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "Storage full: the server cannot store anything right now".into())
+                }
                 S::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".into()),
             },
         }
@@ -74,6 +77,7 @@ impl IntoResponse for ApiError {
         let (status, text) = self.status_and_text();
         match &self {
             Self::Service(ServiceError::Unavailable(detail)) => tracing::warn!(detail, "dependency unavailable"),
+            Self::Service(ServiceError::StorageFull(detail)) => tracing::error!(detail, "storage full"),
             Self::Service(ServiceError::Internal(detail)) => tracing::error!(detail, "internal error"),
             _ => {}
         }

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
+use crate::services::health::Database;
 use crate::telemetry::metrics::prometheus;
 
 /// `/livez`, `/readyz`, `/metrics`, and the `/health*` names some deployments use.
@@ -38,7 +39,8 @@ fn word(ok: bool) -> &'static str {
     }
 }
 
-/// 503 only when this replica cannot do its core job (the database is down) or is draining:
+/// 503 only when this replica cannot do its core job (the database is down or cannot take
+/// writes) or is draining:
 /// with Redis or the attachment store down it still stores and delivers messages, so it stays
 /// in the load balancer and says "degraded", naming the component.
 async fn ready(State(state): State<AppState>) -> Response {
@@ -46,17 +48,22 @@ async fn ready(State(state): State<AppState>) -> Response {
     let draining = state.draining.load(Ordering::Acquire);
     let status = if draining {
         "draining"
-    } else if !readiness.database {
+    } else if readiness.database != Database::Ok {
         "error"
     } else if readiness.all_ok() {
         "ok"
     } else {
         "degraded"
     };
-    let code = if readiness.database && !draining { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code =
+        if readiness.database == Database::Ok && !draining { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": status,
-        "database": word(readiness.database),
+        "database": match readiness.database {
+            Database::Ok => "ok",
+            Database::FailingWrites => "failing writes",
+            Database::Down => "error",
+        },
         "storage": word(readiness.storage),
         "pubsub": word(readiness.pubsub),
     });

@@ -23,6 +23,8 @@ pub struct PoolOptions {
     pub acquire_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
+    /// SQLite only: the most bytes the database file may grow to (`--sqlite-max-size-bytes`).
+    pub max_size_bytes: Option<u64>,
 }
 
 impl PoolOptions {
@@ -35,6 +37,7 @@ impl PoolOptions {
             acquire_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(1800),
+            max_size_bytes: None,
         }
     }
 }

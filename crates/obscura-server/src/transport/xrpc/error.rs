@@ -128,6 +128,11 @@ impl XrpcError {
                 ServiceError::Unavailable(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Service temporarily unavailable".into())
                 }
+                ServiceError::StorageFull(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "StorageFull",
+                    "Storage full: the server cannot store anything right now".into(),
+                ),
                 ServiceError::Unauthorized => (unauthorized, "AuthMissing", "Unauthorized".into()),
                 ServiceError::NotFound => (StatusCode::NOT_FOUND, "NotFound", "Not found".into()),
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Internal server error".into()),

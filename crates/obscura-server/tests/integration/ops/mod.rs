@@ -1,6 +1,7 @@
 mod backup;
 mod cli;
 mod deployment;
+mod disk_full;
 mod docs;
 mod mgmt;
 mod outages;

@@ -53,10 +53,13 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
-    /// Runs `SELECT 1` on a pooled connection.
+    /// Commits a small write on a pooled connection: a read-only standby or a full disk is not
+    /// a database this replica can serve from.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
-        Ok(())
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("INSERT INTO write_probe (filler) VALUES ('\\x00')").execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("DELETE FROM write_probe").execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
     }
 }
 
@@ -69,6 +72,12 @@ impl Store for PostgresStore {
 
 /// Maps a database error to the port's error, keeping detail for the logs only.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err {
+        // disk_full: PostgreSQL could not extend a file; the statement changed nothing.
+        if db.code().as_deref() == Some("53100") {
+            return StoreError::Full(err.to_string());
+        }
+    }
     let transient = match &err {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
         // Connection exceptions (08), serialisation failures and deadlocks (40), insufficient

@@ -21,13 +21,18 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::PoolOptions;
 use crate::ports::store::{Store, StoreError};
+use crate::telemetry::metrics as m;
 
 /// How long a statement waits for a lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite's default page size, which this store never changes.
+const PAGE_SIZE: u64 = 4096;
 
 /// The SQLite implementation of every store port.
 #[derive(Debug, Clone)]
@@ -40,13 +45,18 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`)
     /// and applies pending migrations.
     pub async fn open(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
-        let connect = SqliteConnectOptions::from_str(url)
+        let mut connect = SqliteConnectOptions::from_str(url)
             .map_err(internal)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        if let Some(bytes) = options.max_size_bytes {
+            // Past this many pages SQLite refuses to grow the file with SQLITE_FULL, exactly as
+            // when the disk is full.
+            connect = connect.pragma("max_page_count", (bytes / PAGE_SIZE).max(1).to_string());
+        }
         if let Some(dir) = Path::new(connect.get_filename()).parent() {
             if !dir.as_os_str().is_empty() {
                 tokio::fs::create_dir_all(dir).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -55,6 +65,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
+            .after_release(|conn, _| Box::pin(writer_is_clean(conn)))
             .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
@@ -69,10 +80,16 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
-    /// Runs `SELECT 1` on the writer, which is what every mutation needs.
+    /// Commits a write on the writer, which is what every mutation needs: a row of a few pages
+    /// (so a database at its size cap fails) removed again in the same transaction.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.writer).await.map_err(map_err)?;
-        Ok(())
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        sqlx::query("INSERT INTO write_probe (filler) VALUES (zeroblob(8192))")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM write_probe").execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
     }
 }
 
@@ -84,18 +101,48 @@ impl Store for SqliteStore {
     }
 }
 
+/// Whether the writer connection may take the next write. After some failures (a full disk, an
+/// I/O error) SQLite rolls the whole transaction back by itself, and sqlx's count of open
+/// transactions no longer matches: its next `begin` would open a savepoint inside a transaction
+/// that never commits, so every later write would be confirmed but never durable. A connection
+/// therefore returns to the pool only when it is provably outside any transaction; otherwise it
+/// is closed (SQLite discards whatever it held) and the pool opens a fresh one.
+async fn writer_is_clean(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    // Queued behind the rollback a dropped transaction sends, so this sees the state after it.
+    let clean = match sqlx::Executor::execute(&mut *conn, "ROLLBACK").await {
+        Ok(_) => false,
+        Err(sqlx::Error::Database(db)) => db.message().contains("no transaction is active"),
+        Err(_) => false,
+    };
+    if !clean || conn.is_in_transaction() {
+        tracing::error!("the database writer was left inside a transaction; reconnecting");
+        metrics::counter!(m::DB_WRITER_RESETS).increment(1);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// Maps a database error to the port's error, keeping detail for the logs only.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             StoreError::Unavailable(err.to_string())
         }
-        sqlx::Error::Database(ref db) if db.code().as_deref() == Some("5") => {
+        sqlx::Error::Database(ref db) => match primary_code(db.code().as_deref()) {
             // SQLITE_BUSY: the lock wait timed out.
-            StoreError::Unavailable(err.to_string())
-        }
+            Some(5) => StoreError::Unavailable(err.to_string()),
+            // SQLITE_FULL: no room on the disk, or the database reached --sqlite-max-size-bytes.
+            Some(13) => StoreError::Full(err.to_string()),
+            _ => StoreError::Internal(err.to_string()),
+        },
         other => StoreError::Internal(other.to_string()),
     }
+}
+
+/// The primary result code of an (extended) SQLite result code.
+fn primary_code(code: Option<&str>) -> Option<i32> {
+    code?.parse::<i32>().ok().map(|code| code & 0xff)
 }
 
 fn internal(err: impl std::fmt::Display) -> StoreError {
