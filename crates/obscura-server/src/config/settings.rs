@@ -143,7 +143,8 @@ pub struct Settings {
     pub message_ttl: Duration,
     pub rate_limits: RateLimitSettings,
     pub health_timeouts: crate::services::health::HealthTimeouts,
-    pub inbox_cap: u32,
+    /// `--max-inbox-size` and each sender's share of it (`--inbox-sender-share-percent`).
+    pub inbox_cap: crate::ports::store::InboxCap,
     pub cleanup_interval: Duration,
     pub page_size: u32,
     pub max_message_bytes: usize,
@@ -188,6 +189,13 @@ pub struct PushSettings {
 pub(super) fn at_least_one<T: PartialOrd + From<u8>>(flag: &'static str, value: T) -> Result<T, ConfigError> {
     if value < T::from(1) {
         return Err(invalid(flag, "must be at least 1"));
+    }
+    Ok(value)
+}
+
+fn percent(flag: &'static str, value: u8) -> Result<u8, ConfigError> {
+    if !(1..=100).contains(&value) {
+        return Err(invalid(flag, "must be between 1 and 100"));
     }
     Ok(value)
 }
@@ -264,7 +272,10 @@ impl Settings {
                 storage: Duration::from_millis(at_least_one("storage-timeout-ms", cli.storage_timeout_ms)?),
                 pubsub: Duration::from_millis(at_least_one("pubsub-timeout-ms", cli.pubsub_timeout_ms)?),
             },
-            inbox_cap: at_least_one("max-inbox-size", cli.max_inbox_size)?,
+            inbox_cap: crate::ports::store::InboxCap::new(
+                at_least_one("max-inbox-size", cli.max_inbox_size)?,
+                percent("inbox-sender-share-percent", cli.inbox_sender_share_percent)?,
+            ),
             cleanup_interval: secs("messaging-cleanup-interval-secs", cli.messaging_cleanup_interval_secs)?,
             page_size: at_least_one("batch-limit", cli.batch_limit)?,
             max_message_bytes: at_least_one("max-message-bytes", cli.max_message_bytes)?,

@@ -181,12 +181,54 @@ pub enum Appended {
     NoSuchUser,
 }
 
+/// How many pending messages an inbox holds, and how many of them one sender keeps once it is
+/// full: a sender beyond its share evicts only its own messages, so no account can empty
+/// another's inbox by flooding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxCap {
+    pub total: u32,
+    pub per_sender: u32,
+}
+
+/// What an append over the cap deletes, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Evictions {
+    /// Messages of the sender itself.
+    pub own: u64,
+    /// Messages of anyone, after those.
+    pub any: u64,
+}
+
+impl InboxCap {
+    /// `share_percent` of `total` per sender (rounded up, at least one message).
+    #[must_use]
+    pub fn new(total: u32, share_percent: u8) -> Self {
+        let share = (u64::from(total) * u64::from(share_percent)).div_ceil(100).clamp(1, u64::from(total.max(1)));
+        Self { total, per_sender: u32::try_from(share).unwrap_or(total) }
+    }
+
+    /// No per-sender share: the oldest message goes, whoever sent it.
+    #[must_use]
+    pub fn without_shares(total: u32) -> Self {
+        Self { total, per_sender: total }
+    }
+
+    /// The evictions after an append that left `held` messages in the inbox, `own` of them the
+    /// sender's (both counting the new one, which is the newest and never evicted).
+    #[must_use]
+    pub fn evictions(&self, held: u64, own: u64) -> Evictions {
+        let excess = held.saturating_sub(u64::from(self.total));
+        let own_excess = own.saturating_sub(u64::from(self.per_sender)).min(excess);
+        Evictions { own: own_excess, any: excess - own_excess }
+    }
+}
+
 /// Per-recipient message queues.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
     /// Stores the message durably at the end of the recipient's inbox and, in the same
-    /// transaction, evicts the oldest messages beyond `inbox_cap`.
-    async fn append_message(&self, message: NewMessage, inbox_cap: u32) -> Result<Appended, StoreError>;
+    /// transaction, evicts what `cap` says (see `InboxCap::evictions`).
+    async fn append_message(&self, message: NewMessage, cap: InboxCap) -> Result<Appended, StoreError>;
 
     /// Up to `limit` unexpired messages of `recipient` after `after`, in sequence order.
     async fn pending_messages(
@@ -262,4 +304,28 @@ pub trait Store:
 {
     /// Closes the connections, waiting for statements in flight (on shutdown).
     async fn close(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_is_a_rounded_up_percentage_of_at_least_one_message() {
+        assert_eq!(InboxCap::new(1000, 25).per_sender, 250);
+        assert_eq!(InboxCap::new(10, 25).per_sender, 3);
+        assert_eq!(InboxCap::new(3, 1).per_sender, 1);
+        assert_eq!(InboxCap::new(7, 100).per_sender, 7);
+    }
+
+    #[test]
+    fn a_sender_beyond_its_share_evicts_its_own_messages_first() {
+        let cap = InboxCap { total: 10, per_sender: 3 };
+        assert_eq!(cap.evictions(10, 10), Evictions::default(), "within the cap nothing goes");
+        assert_eq!(cap.evictions(11, 4), Evictions { own: 1, any: 0 });
+        assert_eq!(cap.evictions(11, 3), Evictions { own: 0, any: 1 }, "within its share: the oldest of anyone");
+        // A lowered cap: more than one message over it, the sender's surplus first.
+        assert_eq!(cap.evictions(15, 5), Evictions { own: 2, any: 3 });
+        assert_eq!(cap.evictions(15, 9), Evictions { own: 5, any: 0 });
+    }
 }

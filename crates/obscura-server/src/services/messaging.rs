@@ -12,7 +12,7 @@ use crate::domain::ids::{MessageId, UserId};
 use crate::domain::message::OpaqueMessage;
 use crate::ports::clock::Clock;
 use crate::ports::notifier::{Notifier, UserEvent};
-use crate::ports::store::{Appended, MessageStore, NewMessage};
+use crate::ports::store::{Appended, InboxCap, MessageStore, NewMessage};
 use crate::telemetry::metrics as m;
 
 /// Send use case.
@@ -21,7 +21,7 @@ pub struct Messaging {
     notifier: Arc<dyn Notifier>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
-    inbox_cap: u32,
+    inbox_cap: InboxCap,
     push: Option<Arc<PushDispatch>>,
 }
 
@@ -32,7 +32,7 @@ impl Messaging {
         notifier: Arc<dyn Notifier>,
         clock: Arc<dyn Clock>,
         ttl: Duration,
-        inbox_cap: u32,
+        inbox_cap: InboxCap,
         push: Option<Arc<PushDispatch>>,
     ) -> Self {
         Self { store, notifier, clock, ttl, inbox_cap, push }

@@ -12,7 +12,7 @@ use obscura_server::domain::message::OpaqueMessage;
 use obscura_server::domain::time::UnixMillis;
 use obscura_server::domain::username::Username;
 use obscura_server::ports::store::{
-    Appended, AttachmentRecord, IdentityUpdate, KeyUpload, KeyUploadOutcome, KeyUploadRejection, NewAccount,
+    Appended, AttachmentRecord, IdentityUpdate, InboxCap, KeyUpload, KeyUploadOutcome, KeyUploadRejection, NewAccount,
     NewMessage, NewRefreshToken, RefreshTokenHash, Rotation, Store,
 };
 
@@ -83,7 +83,7 @@ fn message(sender: UserId, recipient: UserId, text: &str, at: UnixMillis) -> New
 
 /// Appends with a generous cap and insists it was stored.
 async fn stored(store: &DynStore, message: NewMessage) -> Seq {
-    match store.append_message(message, 1000).await.unwrap() {
+    match store.append_message(message, InboxCap::without_shares(1000)).await.unwrap() {
         Appended::Stored { seq, .. } => seq,
         Appended::NoSuchUser => panic!("both users exist"),
     }
@@ -168,7 +168,11 @@ pub async fn messages_come_back_in_sequence_after_the_cursor(store: DynStore) {
     let (bob, _) = user(&store, 0).await;
     let mut seqs = Vec::new();
     for i in 0..5 {
-        match store.append_message(message(alice, bob, &format!("m{i}"), T0), 100).await.unwrap() {
+        match store
+            .append_message(message(alice, bob, &format!("m{i}"), T0), InboxCap::without_shares(100))
+            .await
+            .unwrap()
+        {
             Appended::Stored { seq, evicted } => {
                 assert_eq!(evicted, 0);
                 seqs.push(seq);
@@ -187,13 +191,15 @@ pub async fn messages_come_back_in_sequence_after_the_cursor(store: DynStore) {
 pub async fn sequence_numbers_are_never_reused_after_acknowledgement(store: DynStore) {
     let (alice, _) = user(&store, 0).await;
     let (bob, _) = user(&store, 0).await;
-    let Appended::Stored { seq: first, .. } = store.append_message(message(alice, bob, "a", T0), 10).await.unwrap()
+    let Appended::Stored { seq: first, .. } =
+        store.append_message(message(alice, bob, "a", T0), InboxCap::without_shares(10)).await.unwrap()
     else {
         panic!("stored")
     };
     let pending = store.pending_messages(bob, Seq::default(), T0, 10).await.unwrap();
     assert_eq!(store.acknowledge(bob, &[pending[0].id]).await.unwrap(), 1);
-    let Appended::Stored { seq: second, .. } = store.append_message(message(alice, bob, "b", T0), 10).await.unwrap()
+    let Appended::Stored { seq: second, .. } =
+        store.append_message(message(alice, bob, "b", T0), InboxCap::without_shares(10)).await.unwrap()
     else {
         panic!("stored")
     };
@@ -206,7 +212,7 @@ pub async fn the_inbox_cap_evicts_the_oldest_in_the_same_append(store: DynStore)
     let mut evicted = 0;
     for i in 0..5 {
         if let Appended::Stored { evicted: e, .. } =
-            store.append_message(message(alice, bob, &format!("m{i}"), T0), 3).await.unwrap()
+            store.append_message(message(alice, bob, &format!("m{i}"), T0), InboxCap::without_shares(3)).await.unwrap()
         {
             evicted += e;
         }
@@ -216,11 +222,51 @@ pub async fn the_inbox_cap_evicts_the_oldest_in_the_same_append(store: DynStore)
     assert_eq!(contents(&store, bob, T0).await, vec!["m2", "m3", "m4"]);
 }
 
+pub async fn a_flooding_sender_evicts_only_its_own_messages(store: DynStore) {
+    let (carol, _) = user(&store, 0).await;
+    let (mallory, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    let cap = InboxCap { total: 10, per_sender: 3 };
+    for i in 0..6 {
+        let stored = store.append_message(message(carol, bob, &format!("carol{i}"), T0), cap).await.unwrap();
+        assert!(matches!(stored, Appended::Stored { evicted: 0, .. }));
+    }
+    let mut evicted = 0;
+    for i in 0..100 {
+        if let Appended::Stored { evicted: e, .. } =
+            store.append_message(message(mallory, bob, &format!("mallory{i}"), T0), cap).await.unwrap()
+        {
+            evicted += e;
+        }
+        assert!(contents(&store, bob, T0).await.len() <= 10, "the cap holds after every append");
+    }
+    assert_eq!(evicted, 96);
+    let held = contents(&store, bob, T0).await;
+    let carols: Vec<_> = held.iter().filter(|c| c.starts_with("carol")).cloned().collect();
+    assert_eq!(carols, ["carol0", "carol1", "carol2", "carol3", "carol4", "carol5"], "carol's messages all stay");
+    let mallorys: Vec<_> = held.iter().filter(|c| c.starts_with("mallory")).cloned().collect();
+    assert_eq!(mallorys, ["mallory96", "mallory97", "mallory98", "mallory99"], "the flooder keeps its newest");
+
+    // A sender within its share may still take the oldest of anyone's: the cap holds for all.
+    let (dave, _) = user(&store, 0).await;
+    let stored = store.append_message(message(dave, bob, "dave0", T0), cap).await.unwrap();
+    assert!(matches!(stored, Appended::Stored { evicted: 1, .. }));
+    let held = contents(&store, bob, T0).await;
+    assert_eq!(held.len(), 10);
+    assert!(!held.contains(&"carol0".to_owned()) && held.contains(&"dave0".to_owned()), "{held:?}");
+}
+
 pub async fn appends_for_unknown_users_store_nothing(store: DynStore) {
     let (alice, _) = user(&store, 0).await;
     let ghost = UserId::random();
-    assert_eq!(store.append_message(message(alice, ghost, "x", T0), 10).await.unwrap(), Appended::NoSuchUser);
-    assert_eq!(store.append_message(message(ghost, alice, "x", T0), 10).await.unwrap(), Appended::NoSuchUser);
+    assert_eq!(
+        store.append_message(message(alice, ghost, "x", T0), InboxCap::without_shares(10)).await.unwrap(),
+        Appended::NoSuchUser
+    );
+    assert_eq!(
+        store.append_message(message(ghost, alice, "x", T0), InboxCap::without_shares(10)).await.unwrap(),
+        Appended::NoSuchUser
+    );
     assert!(contents(&store, alice, T0).await.is_empty());
 }
 
@@ -252,9 +298,12 @@ pub async fn concurrent_appends_get_distinct_increasing_sequences(store: DynStor
     let (bob, _) = user(&store, 0).await;
     let appends = (0..40).map(|i| {
         let store = Arc::clone(&store);
-        tokio::spawn(
-            async move { store.append_message(message(alice, bob, &format!("c{i}"), T0), 1000).await.unwrap() },
-        )
+        tokio::spawn(async move {
+            store
+                .append_message(message(alice, bob, &format!("c{i}"), T0), InboxCap::without_shares(1000))
+                .await
+                .unwrap()
+        })
     });
     let seqs: Vec<Seq> = futures_util::future::join_all(appends)
         .await
@@ -273,7 +322,9 @@ pub async fn concurrent_appends_never_overfill_a_capped_inbox(store: DynStore) {
     let (bob, _) = user(&store, 0).await;
     let appends = (0..30).map(|i| {
         let store = Arc::clone(&store);
-        tokio::spawn(async move { store.append_message(message(alice, bob, &format!("c{i}"), T0), 5).await.unwrap() })
+        tokio::spawn(async move {
+            store.append_message(message(alice, bob, &format!("c{i}"), T0), InboxCap::without_shares(5)).await.unwrap()
+        })
     });
     let mut seqs = Vec::new();
     let mut evicted = 0;
@@ -430,6 +481,7 @@ macro_rules! store_conformance {
             messages_come_back_in_sequence_after_the_cursor,
             sequence_numbers_are_never_reused_after_acknowledgement,
             the_inbox_cap_evicts_the_oldest_in_the_same_append,
+            a_flooding_sender_evicts_only_its_own_messages,
             appends_for_unknown_users_store_nothing,
             acknowledgements_only_delete_the_recipients_own_messages,
             expired_messages_are_hidden_then_deleted,

@@ -76,6 +76,38 @@ async fn message_bodies_have_a_size_limit_and_content_type() {
 }
 
 #[tokio::test]
+async fn a_fresh_account_flooding_an_inbox_cannot_evict_the_messages_of_others() {
+    let server = TestServer::with_flags(&[("--max-inbox-size", "10"), ("--inbox-sender-share-percent", "30")]).await;
+    let client = V1Client::new(&server.base);
+    let (friend, bob) = (client.register(0).await, client.register(30).await);
+    for i in 0..5 {
+        assert_eq!(
+            client.send(&friend.token, &bob.user_id, format!("friend_{i}").as_bytes()).await,
+            StatusCode::CREATED
+        );
+    }
+    let flooder = client.register(0).await;
+    for i in 0..60 {
+        assert_eq!(
+            client.send(&flooder.token, &bob.user_id, format!("flood_{i}").as_bytes()).await,
+            StatusCode::CREATED
+        );
+    }
+    let mut gateway = GatewayClient::connect(&server.ws_base, &bob.token).await.unwrap();
+    let got: Vec<String> = gateway
+        .envelopes(10, STEP)
+        .await
+        .into_iter()
+        .map(|e| String::from_utf8(e.message.unwrap().content).unwrap())
+        .collect();
+    let friends: Vec<&str> = got.iter().map(String::as_str).filter(|c| c.starts_with("friend")).collect();
+    assert_eq!(friends, ["friend_0", "friend_1", "friend_2", "friend_3", "friend_4"], "{got:?}");
+    assert_eq!(got.len(), 10, "the flooder only fills the room that was left: {got:?}");
+    assert!(got.contains(&"flood_59".to_owned()), "its newest message is kept: {got:?}");
+    assert!(gateway.envelope(std::time::Duration::from_millis(300)).await.is_none());
+}
+
+#[tokio::test]
 async fn the_inbox_cap_holds_at_every_send_and_evicts_the_oldest() {
     let server = TestServer::with_flags(&[("--max-inbox-size", "3")]).await;
     let client = V1Client::new(&server.base);

@@ -8,11 +8,11 @@ use super::{limit, map_err, PostgresStore};
 use crate::domain::ids::{MessageId, Seq, UserId};
 use crate::domain::message::{OpaqueMessage, StoredMessage};
 use crate::domain::time::UnixMillis;
-use crate::ports::store::{Appended, MessageStore, NewMessage, StoreError};
+use crate::ports::store::{Appended, InboxCap, MessageStore, NewMessage, StoreError};
 
 #[async_trait]
 impl MessageStore for PostgresStore {
-    async fn append_message(&self, message: NewMessage, inbox_cap: u32) -> Result<Appended, StoreError> {
+    async fn append_message(&self, message: NewMessage, cap: InboxCap) -> Result<Appended, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // Taking the next number from the recipient's row locks it until commit: appends to one
         // inbox are serialised on every replica, so sequence numbers become visible in order and
@@ -45,16 +45,41 @@ impl MessageStore for PostgresStore {
         if inserted == 0 {
             return Ok(Appended::NoSuchUser);
         }
-        let evicted = sqlx::query(
-            "DELETE FROM messages WHERE recipient_id = $1 AND seq <=
-               (SELECT seq FROM messages WHERE recipient_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+        // Counted under the recipient's row lock taken above, so racing appends see each other.
+        let (held, own): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE sender_id = $2) FROM messages WHERE recipient_id = $1",
         )
         .bind(message.recipient)
-        .bind(limit(inbox_cap))
-        .execute(&mut *tx)
+        .bind(message.sender)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(map_err)?
-        .rows_affected();
+        .map_err(map_err)?;
+        let evict = cap.evictions(u64::try_from(held).unwrap_or(0), u64::try_from(own).unwrap_or(0));
+        let mut evicted = 0;
+        if evict.own > 0 {
+            evicted += sqlx::query(
+                "DELETE FROM messages WHERE id IN
+                   (SELECT id FROM messages WHERE recipient_id = $1 AND sender_id = $2 ORDER BY seq LIMIT $3)",
+            )
+            .bind(message.recipient)
+            .bind(message.sender)
+            .bind(i64::try_from(evict.own).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        }
+        if evict.any > 0 {
+            evicted += sqlx::query(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE recipient_id = $1 ORDER BY seq LIMIT $2)",
+            )
+            .bind(message.recipient)
+            .bind(i64::try_from(evict.any).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(Appended::Stored { seq, evicted })
     }

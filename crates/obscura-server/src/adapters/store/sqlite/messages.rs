@@ -8,14 +8,14 @@ use super::{map_err, SqliteStore};
 use crate::domain::ids::{MessageId, Seq, UserId};
 use crate::domain::message::{OpaqueMessage, StoredMessage};
 use crate::domain::time::UnixMillis;
-use crate::ports::store::{Appended, MessageStore, NewMessage, StoreError};
+use crate::ports::store::{Appended, InboxCap, MessageStore, NewMessage, StoreError};
 
 /// Ids per DELETE statement when acknowledging.
 const ACK_CHUNK: usize = 500;
 
 #[async_trait]
 impl MessageStore for SqliteStore {
-    async fn append_message(&self, message: NewMessage, inbox_cap: u32) -> Result<Appended, StoreError> {
+    async fn append_message(&self, message: NewMessage, cap: InboxCap) -> Result<Appended, StoreError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         // Taking the next number from the recipient's row locks it until commit, so sequence
         // numbers of one recipient become visible in order.
@@ -47,16 +47,40 @@ impl MessageStore for SqliteStore {
         if inserted == 0 {
             return Ok(Appended::NoSuchUser);
         }
-        let evicted = sqlx::query(
-            "DELETE FROM messages WHERE recipient_id = ?1 AND seq <=
-               (SELECT seq FROM messages WHERE recipient_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+        let (held, own): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(CASE WHEN sender_id = ?2 THEN 1 END) FROM messages WHERE recipient_id = ?1",
         )
         .bind(message.recipient)
-        .bind(inbox_cap)
-        .execute(&mut *tx)
+        .bind(message.sender)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(map_err)?
-        .rows_affected();
+        .map_err(map_err)?;
+        let evict = cap.evictions(u64::try_from(held).unwrap_or(0), u64::try_from(own).unwrap_or(0));
+        let mut evicted = 0;
+        if evict.own > 0 {
+            evicted += sqlx::query(
+                "DELETE FROM messages WHERE id IN
+                   (SELECT id FROM messages WHERE recipient_id = ? AND sender_id = ? ORDER BY seq LIMIT ?)",
+            )
+            .bind(message.recipient)
+            .bind(message.sender)
+            .bind(i64::try_from(evict.own).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        }
+        if evict.any > 0 {
+            evicted += sqlx::query(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE recipient_id = ? ORDER BY seq LIMIT ?)",
+            )
+            .bind(message.recipient)
+            .bind(i64::try_from(evict.any).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(Appended::Stored { seq, evicted })
     }
