@@ -216,6 +216,7 @@ impl App {
             Arc::clone(&clock),
             settings.message_ttl,
             settings.attachment_max_bytes,
+            settings.attachment_quota_bytes,
         ));
         let health =
             Arc::new(Health::new(store.clone(), Arc::clone(&blobs), Arc::clone(&notifier), settings.health_timeouts));

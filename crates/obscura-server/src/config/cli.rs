@@ -254,6 +254,9 @@ pub struct Cli {
     /// Largest attachment in bytes
     #[arg(long, env = "OBSCURA_STORAGE_MAX_SIZE_BYTES", default_value_t = 52_428_800)]
     pub storage_max_size_bytes: u64,
+    /// Most bytes of unexpired attachments one user may hold
+    #[arg(long, env = "OBSCURA_STORAGE_USER_QUOTA_BYTES", default_value_t = 1_073_741_824)]
+    pub storage_user_quota_bytes: u64,
     /// Seconds between attachment expiry runs
     #[arg(long, env = "OBSCURA_STORAGE_CLEANUP_INTERVAL_SECS", default_value_t = 3600)]
     pub storage_cleanup_interval_secs: u64,

@@ -153,6 +153,8 @@ pub struct Settings {
     pub user_channel_capacity: usize,
     pub gateway: GatewaySettings,
     pub attachment_max_bytes: u64,
+    /// `--storage-user-quota-bytes`.
+    pub attachment_quota_bytes: u64,
     pub attachment_cleanup_interval: Duration,
     pub attachment_cleanup_batch: u32,
     pub log_format: LogFormat,
@@ -295,6 +297,7 @@ impl Settings {
                 max_message_bytes: at_least_one("ws-max-message-bytes", cli.ws_max_message_bytes)?,
             },
             attachment_max_bytes: at_least_one("storage-max-size-bytes", cli.storage_max_size_bytes)?,
+            attachment_quota_bytes: at_least_one("storage-user-quota-bytes", cli.storage_user_quota_bytes)?,
             attachment_cleanup_interval: secs("storage-cleanup-interval-secs", cli.storage_cleanup_interval_secs)?,
             attachment_cleanup_batch: at_least_one("storage-cleanup-batch-size", cli.storage_cleanup_batch_size)?,
             log_format: cli.log_format,

@@ -259,11 +259,30 @@ pub struct AttachmentRecord {
     pub expires_at: UnixMillis,
 }
 
+/// Whether an attachment record was written.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachmentStored {
+    Stored,
+    /// The owner's quota would be exceeded; nothing was written.
+    QuotaExceeded,
+}
+
 /// Records of attachments whose bytes live in the blob store.
 #[async_trait]
 pub trait AttachmentStore: Send + Sync + 'static {
-    /// Records an attachment whose object was stored.
-    async fn insert_attachment(&self, record: AttachmentRecord, now: UnixMillis) -> Result<(), StoreError>;
+    /// Records an attachment whose object was stored, unless the owner's live attachments and
+    /// this one would exceed `quota` bytes; decided atomically, so racing uploads of one owner
+    /// cannot pass the quota together.
+    async fn insert_attachment(
+        &self,
+        record: AttachmentRecord,
+        now: UnixMillis,
+        quota: u64,
+    ) -> Result<AttachmentStored, StoreError>;
+
+    /// Bytes of the owner's unexpired attachments.
+    async fn attachment_usage(&self, owner: UserId, now: UnixMillis) -> Result<u64, StoreError>;
 
     /// The attachment if it exists and has not expired.
     async fn live_attachment(&self, id: AttachmentId, now: UnixMillis) -> Result<Option<AttachmentRecord>, StoreError>;

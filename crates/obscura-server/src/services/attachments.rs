@@ -15,9 +15,9 @@ use super::orphans::RecordedObjects;
 use super::ServiceError;
 use crate::domain::ids::{AttachmentId, UserId};
 use crate::domain::time::UnixMillis;
-use crate::ports::blobs::{BlobRead, BlobStore, ByteStream};
+use crate::ports::blobs::{BlobError, BlobRead, BlobStore, ByteStream};
 use crate::ports::clock::Clock;
-use crate::ports::store::{AttachmentRecord, AttachmentStore};
+use crate::ports::store::{AttachmentRecord, AttachmentStore, AttachmentStored};
 use crate::telemetry::metrics as m;
 
 /// Attachment use cases.
@@ -27,6 +27,7 @@ pub struct Attachments {
     clock: Arc<dyn Clock>,
     ttl: Duration,
     max_bytes: u64,
+    quota: u64,
 }
 
 impl Attachments {
@@ -37,12 +38,16 @@ impl Attachments {
         clock: Arc<dyn Clock>,
         ttl: Duration,
         max_bytes: u64,
+        quota: u64,
     ) -> Self {
-        Self { records, blobs, clock, ttl, max_bytes }
+        Self { records, blobs, clock, ttl, max_bytes, quota }
     }
 
-    /// Stores an upload. The object is written first and the record after it, so a record
-    /// never points at a missing object; if the record cannot be written the object is removed.
+    /// Stores an upload within the size cap and the owner's quota. The object is written first
+    /// and the record after it, so a record never points at a missing object; if the record
+    /// cannot be written (or the quota was used up meanwhile) the object is removed. The quota
+    /// is checked three times: against the declared length, while streaming (an upload never
+    /// takes more than the room left) and atomically with the record.
     #[instrument(skip_all, fields(owner = %owner, declared = declared_len))]
     pub async fn upload(
         &self,
@@ -53,19 +58,32 @@ impl Attachments {
         if declared_len.is_some_and(|len| len > self.max_bytes) {
             return Err(ServiceError::AttachmentTooLarge);
         }
+        let now = self.clock.now();
+        let room = self.quota.saturating_sub(self.records.attachment_usage(owner, now).await?);
+        let over_quota = ServiceError::AttachmentQuotaExceeded { limit: self.quota };
+        if declared_len.is_some_and(|len| len > room) {
+            return Err(over_quota);
+        }
         let id = AttachmentId::random();
         let key = id.to_string();
-        let size = self.blobs.put(&key, body, self.max_bytes).await?;
-        let now = self.clock.now();
+        let size = match self.blobs.put(&key, body, self.max_bytes.min(room)).await {
+            Ok(size) => size,
+            Err(BlobError::TooLarge { .. }) if room < self.max_bytes => return Err(over_quota),
+            Err(err) => return Err(err.into()),
+        };
         let record = AttachmentRecord { id, owner, size, expires_at: now.plus(self.ttl) };
-        if let Err(err) = self.records.insert_attachment(record, now).await {
-            if let Err(cleanup) = self.blobs.delete(&key).await {
-                tracing::error!(error = %cleanup, attachment = %id, "orphaned attachment object");
+        let refused = match self.records.insert_attachment(record, now, self.quota).await {
+            Ok(AttachmentStored::Stored) => {
+                metrics::counter!(m::ATTACHMENT_UPLOAD_BYTES).increment(size);
+                return Ok((id, record.expires_at));
             }
-            return Err(err.into());
+            Ok(AttachmentStored::QuotaExceeded) => over_quota,
+            Err(err) => err.into(),
+        };
+        if let Err(cleanup) = self.blobs.delete(&key).await {
+            tracing::error!(error = %cleanup, attachment = %id, "orphaned attachment object");
         }
-        metrics::counter!(m::ATTACHMENT_UPLOAD_BYTES).increment(size);
-        Ok((id, record.expires_at))
+        Err(refused)
     }
 
     /// Opens a live attachment for download. A record whose object is gone answers not found

@@ -38,6 +38,8 @@ pub enum ServiceError {
     EmptyMessage,
     #[error("attachment too large")]
     AttachmentTooLarge,
+    #[error("attachment quota of {limit} bytes exceeded")]
+    AttachmentQuotaExceeded { limit: u64 },
     #[error("upload interrupted")]
     UploadInterrupted,
     #[error("push token empty")]

@@ -59,6 +59,10 @@ impl ApiError {
                 S::TooManyPreKeys { limit } => (StatusCode::BAD_REQUEST, format!("Batch too large. Limit is {limit}")),
                 S::EmptyMessage => (StatusCode::BAD_REQUEST, "Message content must not be empty".into()),
                 S::AttachmentTooLarge => (StatusCode::BAD_REQUEST, "Attachment too large".into()),
+                S::AttachmentQuotaExceeded { limit } => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("Attachment quota exceeded: at most {limit} bytes of unexpired attachments per user"),
+                ),
                 S::UploadInterrupted => (StatusCode::BAD_REQUEST, "Upload stream ended with an error".into()),
                 S::PushTokenEmpty => (StatusCode::BAD_REQUEST, "Token cannot be empty".into()),
                 S::PushTokenTooLong => (StatusCode::BAD_REQUEST, "Token is too long (max 4096 characters)".into()),

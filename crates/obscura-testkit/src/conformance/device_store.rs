@@ -324,10 +324,18 @@ pub async fn deleting_a_device_takes_its_packages_and_its_place_in_pending_welco
         device_name: None,
         now: T0,
     };
-    store.set_device_push_token(token.clone()).await.unwrap();
-    store.set_device_push_token(DevicePushToken { device: "phone".into(), ..token }).await.unwrap();
-    assert!(store.remove_device_push_token(&alice, "phone").await.unwrap());
-    assert!(!store.remove_device_push_token(&alice, "phone").await.unwrap(), "removed once");
+    let phone_key = key();
+    let phone = new_device(&store, &alice, &phone_key).await;
+    assert!(store.set_device_push_token(token.clone()).await.unwrap());
+    assert!(store.set_device_push_token(DevicePushToken { device: phone.clone(), ..token.clone() }).await.unwrap());
+    assert!(store.remove_device_push_token(&alice, &phone).await.unwrap());
+    assert!(!store.remove_device_push_token(&alice, &phone).await.unwrap(), "removed once");
+    assert!(store.delete_device(&alice, &phone).await.unwrap().is_some());
+    let unknown = DevicePushToken { device: "no-such-device".into(), ..token.clone() };
+    assert!(!store.set_device_push_token(unknown).await.unwrap(), "no token for a device that does not exist");
+    assert!(!store.remove_device_push_token(&alice, "no-such-device").await.unwrap(), "nothing was stored");
+    let not_his = DevicePushToken { owner: bob.clone(), ..token };
+    assert!(!store.set_device_push_token(not_his).await.unwrap(), "nor for another user's device");
 
     assert_eq!(store.delete_device(&bob, &tablet).await.unwrap(), None, "not bob's device");
     let deleted = store.delete_device(&alice, &tablet).await.unwrap().unwrap();

@@ -12,8 +12,8 @@ use obscura_server::domain::message::OpaqueMessage;
 use obscura_server::domain::time::UnixMillis;
 use obscura_server::domain::username::Username;
 use obscura_server::ports::store::{
-    Appended, AttachmentRecord, IdentityUpdate, InboxCap, KeyUpload, KeyUploadOutcome, KeyUploadRejection, NewAccount,
-    NewMessage, NewRefreshToken, RefreshTokenHash, Rotation, Store,
+    Appended, AttachmentRecord, AttachmentStored, IdentityUpdate, InboxCap, KeyUpload, KeyUploadOutcome,
+    KeyUploadRejection, NewAccount, NewMessage, NewRefreshToken, RefreshTokenHash, Rotation, Store,
 };
 
 use crate::keys::{random_public_key, KeySet};
@@ -442,13 +442,55 @@ pub async fn refills_keep_the_newest_keys_and_reject_older_signed_prekeys(store:
 pub async fn attachments_are_live_until_they_expire(store: DynStore) {
     let (alice, _) = user(&store, 0).await;
     let record = AttachmentRecord { id: AttachmentId::random(), owner: alice, size: 10, expires_at: T0.plus(DAY) };
-    store.insert_attachment(record, T0).await.unwrap();
+    assert_eq!(store.insert_attachment(record, T0, u64::MAX).await.unwrap(), AttachmentStored::Stored);
     assert_eq!(store.live_attachment(record.id, T0).await.unwrap(), Some(record));
     let later = T0.plus(DAY * 2);
     assert!(store.live_attachment(record.id, later).await.unwrap().is_none());
     assert_eq!(store.expired_attachments(later, 10).await.unwrap(), vec![record.id]);
     store.delete_attachment(record.id).await.unwrap();
     assert!(store.expired_attachments(later, 10).await.unwrap().is_empty());
+}
+
+pub async fn the_attachment_quota_counts_live_attachments_of_the_owner(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    let record = |owner, size, expires_at| AttachmentRecord { id: AttachmentId::random(), owner, size, expires_at };
+    let store = &store;
+    let stored = |r| async move { store.insert_attachment(r, T0, 250).await.unwrap() };
+    assert_eq!(stored(record(alice, 100, T0.plus(DAY))).await, AttachmentStored::Stored);
+    assert_eq!(stored(record(alice, 150, T0.plus(DAY * 3))).await, AttachmentStored::Stored);
+    let over = record(alice, 1, T0.plus(DAY));
+    assert_eq!(stored(over).await, AttachmentStored::QuotaExceeded);
+    assert!(store.live_attachment(over.id, T0).await.unwrap().is_none(), "a refused record is not written");
+    assert_eq!(stored(record(bob, 250, T0.plus(DAY))).await, AttachmentStored::Stored, "quotas are per owner");
+    assert_eq!(store.attachment_usage(alice, T0).await.unwrap(), 250);
+    // Expired attachments no longer count, even before the cleanup deletes them.
+    let later = T0.plus(DAY * 2);
+    assert_eq!(store.attachment_usage(alice, later).await.unwrap(), 150);
+    assert_eq!(
+        store.insert_attachment(record(alice, 100, later.plus(DAY)), later, 250).await.unwrap(),
+        AttachmentStored::Stored
+    );
+}
+
+pub async fn racing_uploads_of_one_owner_never_pass_the_quota_together(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let racers: Vec<_> = (0..10)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let record =
+                AttachmentRecord { id: AttachmentId::random(), owner: alice, size: 100, expires_at: T0.plus(DAY) };
+            tokio::spawn(async move { store.insert_attachment(record, T0, 450).await.unwrap() })
+        })
+        .collect();
+    let mut stored = 0;
+    for racer in racers {
+        if racer.await.unwrap() == AttachmentStored::Stored {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 4, "exactly as many as fit");
+    assert_eq!(store.attachment_usage(alice, T0).await.unwrap(), 400);
 }
 
 pub async fn push_tokens_are_replaced_not_added(store: DynStore) {
@@ -492,6 +534,8 @@ macro_rules! store_conformance {
             takeover_replaces_keys_and_deletes_pending_messages,
             refills_keep_the_newest_keys_and_reject_older_signed_prekeys,
             attachments_are_live_until_they_expire,
+            the_attachment_quota_counts_live_attachments_of_the_owner,
+            racing_uploads_of_one_owner_never_pass_the_quota_together,
             push_tokens_are_replaced_not_added,
             a_dead_push_token_is_deleted_only_if_still_current,
         );

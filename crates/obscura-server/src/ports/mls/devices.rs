@@ -180,8 +180,9 @@ pub trait DeviceStore: Send + Sync + 'static {
         now: UnixMillis,
     ) -> Result<Completion, StoreError>;
 
-    /// Stores (or replaces) the push token of one of the caller's devices.
-    async fn set_device_push_token(&self, token: DevicePushToken) -> Result<(), StoreError>;
+    /// Stores (or replaces) the push token of one of the caller's registered devices; `false`
+    /// (nothing stored) when the caller has no such device.
+    async fn set_device_push_token(&self, token: DevicePushToken) -> Result<bool, StoreError>;
 
     /// Forgets the push token of one of the caller's devices; whether there was one.
     async fn remove_device_push_token(&self, owner: &Did, device: &str) -> Result<bool, StoreError>;

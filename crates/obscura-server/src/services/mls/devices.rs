@@ -219,7 +219,7 @@ impl Devices {
         }
     }
 
-    /// `registerDeviceToken`: where to wake one of the caller's devices.
+    /// `registerDeviceToken`: where to wake one of the caller's registered devices.
     pub async fn set_push_token(&self, caller: &Did, request: PushTokenRequest) -> Result<(), MlsError> {
         let device = device_id(&request.device)?;
         let token = request.token.trim();
@@ -242,7 +242,10 @@ impl Devices {
             device_name,
             now: self.clock.now(),
         };
-        Ok(self.store.set_device_push_token(token).await?)
+        if !self.store.set_device_push_token(token).await? {
+            return Err(MlsError::DeviceNotFound);
+        }
+        Ok(())
     }
 
     /// `unregisterDeviceToken`: forgetting a token that is not there succeeds too.

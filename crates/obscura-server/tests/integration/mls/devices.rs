@@ -203,15 +203,24 @@ async fn device_methods_refuse_bad_input_and_other_users_devices() {
 async fn push_tokens_of_mls_devices_are_validated_and_removing_one_twice_succeeds() {
     let world = MlsWorld::start().await;
     let alice = Member::new(&world);
-    let token = json!({"deviceId": "phone-1", "pushToken": "a1b2c3", "platform": "ios", "deviceName": "phone"});
+    let unknown = json!({"deviceId": "phone-1", "pushToken": "a1b2c3", "platform": "ios", "deviceName": "phone"});
+    let reply = alice.api.procedure("blue.catbird.mls.registerDeviceToken", &unknown).await;
+    assert_eq!(error(&reply), (StatusCode::NOT_FOUND, "DeviceNotFound"), "no token for a device never registered");
+    let phone = MlsClient::new(alice.did());
+    let registered = ok(register(&alice.api, &registration(&phone, "phone", None, 1)).await);
+    let device_id = registered["deviceId"].as_str().unwrap();
+    let token = json!({"deviceId": device_id, "pushToken": "a1b2c3", "platform": "ios", "deviceName": "phone"});
     assert_eq!(ok(alice.api.procedure("blue.catbird.mls.registerDeviceToken", &token).await), json!({"success": true}));
+    let bob = Member::new(&world);
+    let reply = bob.api.procedure("blue.catbird.mls.registerDeviceToken", &token).await;
+    assert_eq!(error(&reply), (StatusCode::NOT_FOUND, "DeviceNotFound"), "nor for another user's device");
     for (field, value) in [("platform", json!("pager")), ("pushToken", json!("  ")), ("deviceId", json!(""))] {
         let mut bad = token.clone();
         bad[field] = value;
         let reply = alice.api.procedure("blue.catbird.mls.registerDeviceToken", &bad).await;
         assert_eq!(error(&reply), (StatusCode::BAD_REQUEST, "InvalidRequest"), "{field}");
     }
-    let gone = json!({"deviceId": "phone-1"});
+    let gone = json!({"deviceId": device_id});
     assert_eq!(
         ok(alice.api.procedure("blue.catbird.mls.unregisterDeviceToken", &gone).await),
         json!({"success": true})

@@ -46,6 +46,29 @@ async fn oversize_attachments_are_refused_declared_or_streamed() {
 }
 
 #[tokio::test]
+async fn each_user_has_an_attachment_quota_declared_or_streamed() {
+    let server =
+        TestServer::with_flags(&[("--storage-max-size-bytes", "100"), ("--storage-user-quota-bytes", "250")]).await;
+    let client = V1Client::new(&server.base);
+    let (alice, bob) = (client.register(0).await, client.register(0).await);
+    for _ in 0..2 {
+        assert_eq!(client.upload(&alice.token, vec![1u8; 100]).await.status(), StatusCode::CREATED);
+    }
+    let declared = client.upload(&alice.token, vec![1u8; 100]).await;
+    assert_eq!(declared.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let text = error_text(declared).await;
+    assert_eq!(text, "Attachment quota exceeded: at most 250 bytes of unexpired attachments per user");
+    // Streamed without a length: cut off at the 50 bytes of room that are left.
+    let chunks = stream::iter((0..3).map(|_| Ok::<_, std::io::Error>(vec![2u8; 30])));
+    let streamed = client.upload(&alice.token, Body::wrap_stream(chunks)).await;
+    assert_eq!(streamed.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(error_text(streamed).await.starts_with("Attachment quota exceeded"));
+    assert_eq!(client.upload(&alice.token, vec![3u8; 50]).await.status(), StatusCode::CREATED, "what fits is taken");
+    assert_eq!(client.upload(&alice.token, vec![3u8; 1]).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(client.upload(&bob.token, vec![4u8; 100]).await.status(), StatusCode::CREATED, "quotas are per user");
+}
+
+#[tokio::test]
 async fn attachments_are_stored_under_their_id_until_they_expire() {
     let server = TestServer::start().await;
     let client = V1Client::new(&server.base);

@@ -5,23 +5,54 @@ use async_trait::async_trait;
 use super::{limit, map_err, PostgresStore};
 use crate::domain::ids::{AttachmentId, UserId};
 use crate::domain::time::UnixMillis;
-use crate::ports::store::{AttachmentRecord, AttachmentStore, StoreError};
+use crate::ports::store::{AttachmentRecord, AttachmentStore, AttachmentStored, StoreError};
 
 #[async_trait]
 impl AttachmentStore for PostgresStore {
-    async fn insert_attachment(&self, record: AttachmentRecord, now: UnixMillis) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO attachments (id, owner_id, size_bytes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    async fn insert_attachment(
+        &self,
+        record: AttachmentRecord,
+        now: UnixMillis,
+        quota: u64,
+    ) -> Result<AttachmentStored, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Uploads of one owner take turns on every replica, so the sum below cannot miss a
+        // racing insert.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("attachments:{}", record.owner))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO attachments (id, owner_id, size_bytes, created_at, expires_at)
+             SELECT $1, $2, $3, $4, $5
+             WHERE (SELECT COALESCE(SUM(size_bytes), 0) FROM attachments WHERE owner_id = $2 AND expires_at > $4)
+                   + $3 <= $6",
         )
         .bind(record.id)
         .bind(record.owner)
         .bind(i64::try_from(record.size).unwrap_or(i64::MAX))
         .bind(now)
         .bind(record.expires_at)
-        .execute(&self.pool)
+        .bind(i64::try_from(quota).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        tx.commit().await.map_err(map_err)?;
+        Ok(if inserted == 0 { AttachmentStored::QuotaExceeded } else { AttachmentStored::Stored })
+    }
+
+    async fn attachment_usage(&self, owner: UserId, now: UnixMillis) -> Result<u64, StoreError> {
+        let used: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(size_bytes), 0)::BIGINT FROM attachments WHERE owner_id = $1 AND expires_at > $2",
+        )
+        .bind(owner)
+        .bind(now)
+        .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(())
+        Ok(u64::try_from(used).unwrap_or(0))
     }
 
     async fn live_attachment(&self, id: AttachmentId, now: UnixMillis) -> Result<Option<AttachmentRecord>, StoreError> {

@@ -358,11 +358,14 @@ impl DeviceStore for PostgresStore {
         Ok(Completion::Completed)
     }
 
-    async fn set_device_push_token(&self, token: DevicePushToken) -> Result<(), StoreError> {
+    async fn set_device_push_token(&self, token: DevicePushToken) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query(
+        // Serialised with deleteDevice, which deletes the token: no token outlives its device.
+        lock_owner(&mut tx, &token.owner).await?;
+        let stored = sqlx::query(
             "INSERT INTO mls_device_push_tokens (did, device_id, token, platform, device_name, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (did, device_id) DO UPDATE SET token = excluded.token, \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM mls_devices WHERE did = $1 AND id = $2) \
+             ON CONFLICT (did, device_id) DO UPDATE SET token = excluded.token, \
              platform = excluded.platform, device_name = excluded.device_name, updated_at = excluded.updated_at",
         )
         .bind(token.owner.as_str())
@@ -373,7 +376,11 @@ impl DeviceStore for PostgresStore {
         .bind(token.now)
         .execute(&mut *tx)
         .await
-        .map_err(map_err)?;
+        .map_err(map_err)?
+        .rows_affected();
+        if stored == 0 {
+            return Ok(false);
+        }
         sqlx::query("UPDATE mls_devices SET last_seen_at = GREATEST(last_seen_at, $1) WHERE did = $2 AND id = $3")
             .bind(token.now)
             .bind(token.owner.as_str())
@@ -382,7 +389,7 @@ impl DeviceStore for PostgresStore {
             .await
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(())
+        Ok(true)
     }
 
     async fn remove_device_push_token(&self, owner: &Did, device: &str) -> Result<bool, StoreError> {

@@ -343,11 +343,12 @@ impl DeviceStore for SqliteStore {
         Ok(Completion::Completed)
     }
 
-    async fn set_device_push_token(&self, token: DevicePushToken) -> Result<(), StoreError> {
+    async fn set_device_push_token(&self, token: DevicePushToken) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        sqlx::query(
+        let stored = sqlx::query(
             "INSERT INTO mls_device_push_tokens (did, device_id, token, platform, device_name, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (did, device_id) DO UPDATE SET token = excluded.token, \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM mls_devices WHERE did = ?1 AND id = ?2) \
+             ON CONFLICT (did, device_id) DO UPDATE SET token = excluded.token, \
              platform = excluded.platform, device_name = excluded.device_name, updated_at = excluded.updated_at",
         )
         .bind(token.owner.as_str())
@@ -358,7 +359,11 @@ impl DeviceStore for SqliteStore {
         .bind(token.now)
         .execute(&mut *tx)
         .await
-        .map_err(map_err)?;
+        .map_err(map_err)?
+        .rows_affected();
+        if stored == 0 {
+            return Ok(false);
+        }
         sqlx::query("UPDATE mls_devices SET last_seen_at = MAX(last_seen_at, ?) WHERE did = ? AND id = ?")
             .bind(token.now)
             .bind(token.owner.as_str())
@@ -367,7 +372,7 @@ impl DeviceStore for SqliteStore {
             .await
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(())
+        Ok(true)
     }
 
     async fn remove_device_push_token(&self, owner: &Did, device: &str) -> Result<bool, StoreError> {
