@@ -13,6 +13,7 @@ use super::settings::{
 use crate::adapters::did::cache::CacheSettings;
 use crate::adapters::did::ResolverSettings;
 use crate::domain::did::Did;
+use crate::ports::mls::PageBudget;
 use crate::services::mls::blobs::BlobLimits;
 use crate::services::mls::convos::ConvoLimits;
 use crate::services::mls::devices::DeviceLimits;
@@ -71,6 +72,11 @@ pub struct MlsFlags {
     /// Largest MLS blob (uploadBlob) in bytes
     #[arg(long, env = "OBSCURA_MLS_MAX_BLOB_BYTES", default_value_t = 52_428_800)]
     pub mls_max_blob_bytes: u64,
+    /// Most bytes of messages, commits, Welcomes or events one list answer carries
+    /// (getMessages, getCommits, getWelcome, a subscription page); past it the page stops early
+    /// and the client continues from its cursor (one larger entry still comes alone)
+    #[arg(long, env = "OBSCURA_MLS_PAGE_BUDGET_BYTES", default_value_t = 4_194_304)]
+    pub mls_page_budget_bytes: u64,
     /// Most bytes of unexpired MLS blobs one user may hold
     #[arg(long, env = "OBSCURA_MLS_BLOB_QUOTA_BYTES", default_value_t = 1_073_741_824)]
     pub mls_blob_quota_bytes: u64,
@@ -200,6 +206,7 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
     let burst = at_least_one("xrpc-rate-limit-burst", flags.xrpc_rate_limit_burst)?;
     let ttl = positive_secs("did-cache-ttl-secs", flags.did_cache_ttl_secs)?;
     let key_packages_per_device = at_least_one("max-key-packages-per-device", flags.max_key_packages_per_device)?;
+    let page_bytes = at_least_one("mls-page-budget-bytes", flags.mls_page_budget_bytes)?;
     Ok(Some(MlsSettings {
         auth: ServiceAuthSettings {
             service_did,
@@ -246,10 +253,11 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
             max_message_bytes: at_least_one("mls-max-message-bytes", flags.mls_max_message_bytes)?,
             max_group_state_bytes: at_least_one("mls-max-group-info-bytes", flags.mls_max_group_info_bytes)?,
             retention,
+            page_bytes,
         },
         events: EventSettings {
             ticket_ttl: positive_secs("mls-subscription-ticket-secs", flags.mls_subscription_ticket_secs)?,
-            page_size: EVENT_PAGE_SIZE,
+            page: PageBudget { limit: EVENT_PAGE_SIZE, bytes: page_bytes },
             replay_window: positive_secs("mls-event-replay-hours", flags.mls_event_replay_hours)?.saturating_mul(3600),
             max_connections_per_user: at_least_one(
                 "mls-max-subscriptions-per-user",

@@ -9,8 +9,9 @@ use std::time::Duration;
 use obscura_server::domain::did::Did;
 use obscura_server::domain::time::UnixMillis;
 use obscura_server::ports::mls::{
-    Changed, ConvoChange, Created, EventBody, GroupInfoUpdated, Log, LogFilter, MembershipAction, NewCommit, NewConvo,
-    NewConvoMessage, NewKeyPackage, NewWelcome, Posted, Published, RosterChange, Visible, WelcomeRecipient,
+    Changed, ConvoChange, Created, EventBody, GroupInfoUpdated, Log, LogFilter, MembershipAction, MessageKind,
+    NewCommit, NewConvo, NewConvoMessage, NewKeyPackage, NewWelcome, PageBudget, Posted, Published, RosterChange,
+    Visible, WelcomeRecipient,
 };
 
 use super::store::{DynStore, T0};
@@ -106,7 +107,7 @@ fn message(convo: &str, sender: &Did, epoch: u64, msg_id: &str) -> NewConvoMessa
 }
 
 async fn seqs(store: &DynStore, convo: &str, reader: &Did) -> Vec<u64> {
-    match store.read_log(convo, reader, LogFilter::After { since: 0, limit: 1000 }).await.unwrap() {
+    match store.read_log(convo, reader, LogFilter::After { since: 0, page: PageBudget::count(1000) }).await.unwrap() {
         Log::Page { messages, .. } => messages.iter().map(|m| m.seq).collect(),
         other => panic!("{other:?}"),
     }
@@ -128,7 +129,7 @@ pub async fn creation_stores_the_welcome_and_consumes_its_key_packages_or_nothin
     assert!(record.members.iter().any(|m| m.did == alice && m.is_admin));
     assert_eq!(store.key_package_counts(&bob, T0).await.unwrap().consumed, 1);
     assert_eq!(store.key_package_counts(&carol, T0).await.unwrap().available, 1, "last-resort stays");
-    let pending = store.pending_welcomes(&bob, Some(&id)).await.unwrap();
+    let pending = store.pending_welcomes(&bob, Some(&id), PageBudget::count(100)).await.unwrap().items;
     assert_eq!((pending.len(), pending[0].epoch), (1, 1));
 
     let retry = store.create_convo(new_convo(&id, &alice, &[&bob, &carol], None)).await.unwrap();
@@ -197,7 +198,10 @@ pub async fn messages_are_deduplicated_and_need_a_member_at_the_current_epoch(st
     assert_eq!(store.post_message(message(&id, &eve, 1, "c")).await.unwrap(), Posted::NotMember);
     assert_eq!(store.post_message(message("00ff", &alice, 1, "d")).await.unwrap(), Posted::ConvoNotFound);
     assert_eq!(seqs(&store, &id, &alice).await, [seq]);
-    assert_eq!(store.read_log(&id, &eve, LogFilter::After { since: 0, limit: 10 }).await.unwrap(), Log::NotMember);
+    assert_eq!(
+        store.read_log(&id, &eve, LogFilter::After { since: 0, page: PageBudget::count(10) }).await.unwrap(),
+        Log::NotMember
+    );
     // A repeated commit reports its first outcome and changes nothing.
     let commit = change(&id, &alice, RosterChange::None, Some(1));
     assert_eq!(store.change_convo(commit.clone()).await.unwrap(), Changed::Applied { epoch: 2, seq: Some(2) });
@@ -208,9 +212,10 @@ pub async fn messages_are_deduplicated_and_need_a_member_at_the_current_epoch(st
     let mut reuse = change(&id, &alice, RosterChange::None, Some(2));
     reuse.commit.as_mut().unwrap().msg_id = "a".into();
     assert_eq!(store.change_convo(reuse).await.unwrap(), Changed::IdTaken);
-    let commits = store.read_log(&id, &bob, LogFilter::Commits { from: 0, to: 10, limit: 10 }).await.unwrap();
-    let Log::Page { messages, last_seq } = commits else { panic!("{commits:?}") };
-    assert_eq!((messages.len(), messages[0].epoch, last_seq), (1, 1, 2));
+    let commits =
+        store.read_log(&id, &bob, LogFilter::Commits { from: 0, to: 10, page: PageBudget::count(10) }).await.unwrap();
+    let Log::Page { messages, last_seq, more } = commits else { panic!("{commits:?}") };
+    assert_eq!((messages.len(), messages[0].epoch, last_seq, more), (1, 1, 2, false));
 }
 
 pub async fn roster_changes_follow_rights_and_show_in_the_views(store: DynStore) {
@@ -267,13 +272,17 @@ pub async fn welcomes_wait_for_each_device_until_confirmed(store: DynStore) {
     let add =
         ConvoChange { welcome: Some(welcome), ..change(&id, &alice, RosterChange::Add(vec![bob.clone()]), Some(1)) };
     assert_eq!(store.change_convo(add).await.unwrap(), Changed::Applied { epoch: 2, seq: Some(1) });
-    let pending = store.pending_welcomes(&bob, None).await.unwrap();
+    let pending = store.pending_welcomes(&bob, None, PageBudget::count(100)).await.unwrap().items;
     assert_eq!((pending.len(), pending[0].epoch, pending[0].convo.as_str()), (1, 2, id.as_str()));
     assert!(store.confirm_welcome(&bob, &welcome_id, Some("phone")).await.unwrap());
-    assert_eq!(store.pending_welcomes(&bob, Some(&id)).await.unwrap().len(), 1, "the tablet still waits");
+    assert_eq!(
+        store.pending_welcomes(&bob, Some(&id), PageBudget::count(100)).await.unwrap().items.len(),
+        1,
+        "the tablet still waits"
+    );
     assert!(!store.confirm_welcome(&alice, &welcome_id, None).await.unwrap(), "not Alice's Welcome");
     assert!(store.confirm_welcome(&bob, &welcome_id, None).await.unwrap());
-    assert!(store.pending_welcomes(&bob, None).await.unwrap().is_empty());
+    assert!(store.pending_welcomes(&bob, None, PageBudget::count(100)).await.unwrap().items.is_empty());
     assert!(!store.confirm_welcome(&bob, &welcome_id, None).await.unwrap());
     assert_eq!(store.key_package_counts(&bob, T0).await.unwrap().consumed, 2);
 }
@@ -295,12 +304,106 @@ pub async fn log_entries_and_welcomes_expire(store: DynStore) {
     let later = UnixMillis(T0.0 + 120_000);
     assert_eq!(store.delete_expired_convo_data(later, 100).await.unwrap(), 2);
     assert_eq!(seqs(&store, &id, &alice).await, [2]);
-    assert!(store.pending_welcomes(&bob, None).await.unwrap().is_empty());
+    assert!(store.pending_welcomes(&bob, None, PageBudget::count(100)).await.unwrap().items.is_empty());
+}
+
+/// `getMessages`-style pages of `convo` after `since`: the seqs of each page, and whether it said
+/// more may follow.
+async fn log_pages(
+    store: &DynStore,
+    convo: &str,
+    reader: &Did,
+    filter: impl Fn(u64) -> LogFilter,
+) -> Vec<(Vec<u64>, bool)> {
+    let mut pages = Vec::new();
+    let mut since = 0;
+    for _ in 0..20 {
+        let Log::Page { messages, more, .. } = store.read_log(convo, reader, filter(since)).await.unwrap() else {
+            panic!("a member reads the log")
+        };
+        let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+        since = seqs.last().copied().unwrap_or(since);
+        pages.push((seqs, more));
+        if !more {
+            break;
+        }
+    }
+    pages
+}
+
+pub async fn list_answers_stop_at_their_byte_budget_and_resume_after_it(store: DynStore) {
+    let (alice, bob) = (did(), did());
+    let id = convo(&store, &alice, &[&bob]).await;
+    for (i, size) in [400, 400, 400, 5000, 400, 400].into_iter().enumerate() {
+        let posted = NewConvoMessage { body: vec![7; size], ..message(&id, &alice, 1, &format!("m{i}")) };
+        assert!(matches!(store.post_message(posted).await.unwrap(), Posted::Stored { .. }));
+    }
+    let budget = PageBudget { limit: 100, bytes: 1000 };
+    let pages = log_pages(&store, &id, &bob, |since| LogFilter::After { since, page: budget }).await;
+    // 0, 400 and 800 bytes come before the first three; the 5,000-byte one comes alone.
+    assert_eq!(pages, [(vec![1, 2, 3], true), (vec![4], true), (vec![5, 6], false)]);
+    let counted = log_pages(&store, &id, &bob, |since| LogFilter::After { since, page: PageBudget::count(4) }).await;
+    assert_eq!(counted, [(vec![1, 2, 3, 4], true), (vec![5, 6], false)], "the count limit still holds");
+
+    // Commits (16 bytes each here) by epoch range.
+    for epoch in 1..=3 {
+        let commit = change(&id, &alice, RosterChange::None, Some(epoch));
+        assert!(matches!(store.change_convo(commit).await.unwrap(), Changed::Applied { .. }));
+    }
+    let commits = PageBudget { limit: 100, bytes: 20 };
+    let Log::Page { messages, more, .. } =
+        store.read_log(&id, &bob, LogFilter::Commits { from: 0, to: 10, page: commits }).await.unwrap()
+    else {
+        panic!("a member reads the commits")
+    };
+    let epochs: Vec<u64> = messages.iter().map(|m| m.epoch).collect();
+    assert_eq!((epochs, more), (vec![1, 2], true));
+    let Log::Page { messages, more, .. } =
+        store.read_log(&id, &bob, LogFilter::Commits { from: 3, to: 10, page: commits }).await.unwrap()
+    else {
+        panic!("a member reads the commits")
+    };
+    assert_eq!((messages.iter().map(|m| m.epoch).collect::<Vec<_>>(), more), (vec![3], false));
+
+    // Welcomes (7 bytes each): two fit under 10 bytes, the third waits for the next answer.
+    for _ in 0..3 {
+        let kp = key_package(&store, &bob, "", false).await;
+        let add = ConvoChange { welcome: Some(welcome(vec![kp])), ..change(&id, &alice, RosterChange::None, None) };
+        assert!(matches!(store.change_convo(add).await.unwrap(), Changed::Applied { .. }));
+    }
+    let first = store.pending_welcomes(&bob, None, PageBudget { limit: 100, bytes: 10 }).await.unwrap();
+    assert_eq!((first.items.len(), first.more), (2, true));
+    for confirmed in &first.items {
+        assert!(store.confirm_welcome(&bob, &confirmed.id, None).await.unwrap());
+    }
+    let rest = store.pending_welcomes(&bob, None, PageBudget { limit: 100, bytes: 10 }).await.unwrap();
+    assert_eq!((rest.items.len(), rest.more), (1, false));
+
+    // Event pages carry the same bodies: cut by bytes, every message event comes once, in order.
+    let mut after = 0;
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = store.events_for(&bob, Some(&id), after, budget).await.unwrap();
+        pages += 1;
+        seen.extend(page.events.iter().filter_map(|e| match &e.body {
+            EventBody::Message(m) if m.kind == MessageKind::App => Some(m.seq),
+            _ => None,
+        }));
+        assert!(page.through >= after);
+        after = page.through;
+        if !page.full {
+            break;
+        }
+        assert!(pages < 20, "paging ends");
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5, 6]);
+    assert!(pages >= 3, "the byte budget cut the event pages: {pages}");
 }
 
 /// A short description of each event `reader` may see after `after`, and how far it read.
 async fn events(store: &DynStore, reader: &Did, convo: Option<&str>, after: u64) -> (Vec<String>, u64) {
-    let page = store.events_for(reader, convo, after, 100).await.unwrap();
+    let page = store.events_for(reader, convo, after, PageBudget::count(100)).await.unwrap();
     let described = page
         .events
         .iter()
@@ -358,7 +461,7 @@ pub async fn events_follow_membership_and_reach_the_addressed_user(store: DynSto
     assert_eq!(store.request_group_info_refresh(&id, &carol, T0).await.unwrap(), Visible::Found(2));
     assert_eq!(store.request_group_info_refresh(&id, &bob, T0).await.unwrap(), Visible::NotMember);
     assert_eq!(events(&store, &alice, None, carol_at).await.0, ["refresh"]);
-    let page = store.events_for(&bob, None, 0, 100).await.unwrap();
+    let page = store.events_for(&bob, None, 0, PageBudget::count(100)).await.unwrap();
     let action = match page.events.last().map(|e| &e.body) {
         Some(EventBody::Membership { action, actor, .. }) => (*action, actor.clone()),
         other => panic!("{other:?}"),
@@ -386,7 +489,7 @@ pub async fn a_reader_paging_while_writers_race_never_skips_an_event(store: DynS
             let mut position = start;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             while heard.len() < total && tokio::time::Instant::now() < deadline {
-                let page = store.events_for(&bob, None, position, 3).await.unwrap();
+                let page = store.events_for(&bob, None, position, PageBudget::count(3)).await.unwrap();
                 for event in &page.events {
                     assert!(event.id > position, "ids grow");
                     if let EventBody::Message(m) = &event.body {
@@ -438,6 +541,7 @@ pub async fn old_events_are_purged_behind_a_horizon(store: DynStore) {
 macro_rules! convo_store_conformance {
     ($make:expr) => {
         $crate::conformance_tests!(convo_store, $make;
+            list_answers_stop_at_their_byte_budget_and_resume_after_it,
             creation_stores_the_welcome_and_consumes_its_key_packages_or_nothing,
             of_concurrent_commits_in_one_epoch_exactly_one_is_applied,
             concurrent_senders_get_strictly_increasing_seqs_without_gaps,

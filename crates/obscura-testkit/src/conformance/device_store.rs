@@ -9,7 +9,7 @@ use obscura_server::domain::did::Did;
 use obscura_server::domain::time::UnixMillis;
 use obscura_server::ports::mls::{
     AdditionStatus, Changed, Claim, Completion, ConvoChange, Created, DevicePushToken, EventBody, NewCommit, NewConvo,
-    NewDevice, NewKeyPackage, NewWelcome, Published, Registered, RosterChange, WelcomeRecipient,
+    NewDevice, NewKeyPackage, NewWelcome, PageBudget, Published, Registered, RosterChange, WelcomeRecipient,
 };
 
 use super::convo_store::{convo, did, to_hex as hex};
@@ -200,7 +200,7 @@ pub async fn a_new_device_is_announced_and_completed_by_the_welcome_that_adds_it
     assert_eq!(announced, expected);
 
     let heard: Vec<(String, String)> = store
-        .events_for(&bob, None, 0, 100)
+        .events_for(&bob, None, 0, PageBudget::count(100))
         .await
         .unwrap()
         .events
@@ -213,7 +213,7 @@ pub async fn a_new_device_is_announced_and_completed_by_the_welcome_that_adds_it
         })
         .collect();
     assert_eq!(heard.len(), 2, "one announcement per conversation");
-    let carols = store.events_for(&carol, None, 0, 100).await.unwrap().events;
+    let carols = store.events_for(&carol, None, 0, PageBudget::count(100)).await.unwrap().events;
     assert!(!carols.is_empty(), "carol hears her own conversation");
     assert!(
         !carols.iter().any(|e| matches!(e.body, EventBody::NewDevice { .. })),
@@ -247,7 +247,7 @@ pub async fn a_new_device_is_announced_and_completed_by_the_welcome_that_adds_it
     assert_eq!(applied, Changed::Applied { epoch: 2, seq: Some(1) });
     assert!(store.pending_additions(&bob, Some(std::slice::from_ref(&first)), 50, T0).await.unwrap().is_empty());
     assert_eq!(store.complete_addition(&addition, &bob, 2, T0).await.unwrap(), Completion::AlreadyCompleted);
-    assert_eq!(store.pending_welcomes(&alice, Some(&first)).await.unwrap().len(), 1);
+    assert_eq!(store.pending_welcomes(&alice, Some(&first), PageBudget::count(100)).await.unwrap().items.len(), 1);
 
     // In the second conversation a package of another of alice's clients does not count.
     let phone = published(&store, &alice, "", &key()).await;
@@ -315,7 +315,7 @@ pub async fn deleting_a_device_takes_its_packages_and_its_place_in_pending_welco
             .unwrap();
         assert!(matches!(created, Created::Created(_)), "{created:?}");
     }
-    assert_eq!(store.pending_welcomes(&alice, None).await.unwrap().len(), 2);
+    assert_eq!(store.pending_welcomes(&alice, None, PageBudget::count(100)).await.unwrap().items.len(), 2);
     let token = DevicePushToken {
         owner: alice.clone(),
         device: tablet.clone(),
@@ -340,7 +340,7 @@ pub async fn deleting_a_device_takes_its_packages_and_its_place_in_pending_welco
     assert_eq!(store.delete_device(&bob, &tablet).await.unwrap(), None, "not bob's device");
     let deleted = store.delete_device(&alice, &tablet).await.unwrap().unwrap();
     assert_eq!(deleted.key_packages, 3, "the registration's package and the two published with its key");
-    let waiting = store.pending_welcomes(&alice, None).await.unwrap();
+    let waiting = store.pending_welcomes(&alice, None, PageBudget::count(100)).await.unwrap().items;
     assert_eq!(waiting.len(), 1, "the Welcome for the phone still waits; the tablet-only one is gone");
     assert_eq!(waiting[0].convo, both);
     assert!(store.devices_of(&alice, T0).await.unwrap().is_empty());

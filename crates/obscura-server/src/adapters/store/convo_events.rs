@@ -246,9 +246,8 @@ pub fn decode(row: EventRow) -> Result<(u64, Option<ConvoEvent>), StoreError> {
     Ok((id, Some(ConvoEvent { id, convo, at, body })))
 }
 
-/// A page from rows read after `after` with `limit`.
-pub fn page(rows: Vec<EventRow>, after: u64, limit: u32) -> Result<EventPage, StoreError> {
-    let full = rows.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
+/// The page of `rows` read after `after`; `full` when it stopped at its budget.
+pub fn page(rows: Vec<EventRow>, after: u64, full: bool) -> Result<EventPage, StoreError> {
     let mut events = Vec::with_capacity(rows.len());
     let mut through = after;
     for row in rows {

@@ -3,7 +3,7 @@
 
 use crate::domain::did::Did;
 use crate::domain::time::UnixMillis;
-use crate::ports::mls::{MessageKind, MessageRecord};
+use crate::ports::mls::{LogFilter, MessageKind, MessageRecord, PageBudget};
 use crate::ports::store::StoreError;
 
 /// `id, creator_did, cipher_suite, epoch, name, description, created_at, last_message_at`.
@@ -49,4 +49,37 @@ pub fn message(row: MessageRow) -> Result<MessageRecord, StoreError> {
         body,
         created_at,
     })
+}
+
+/// A `LogFilter` as the one range both stores query: log entries after `after_seq`, in epochs
+/// `from_epoch..=to_epoch`, commits only or any kind.
+#[derive(Debug, Clone, Copy)]
+pub struct LogRange {
+    pub after_seq: i64,
+    pub from_epoch: i64,
+    pub to_epoch: i64,
+    pub kind: Option<&'static str>,
+    pub page: PageBudget,
+}
+
+impl From<LogFilter> for LogRange {
+    fn from(filter: LogFilter) -> Self {
+        match filter {
+            LogFilter::After { since, page } => {
+                Self { after_seq: signed(since), from_epoch: 0, to_epoch: i64::MAX, kind: None, page }
+            }
+            LogFilter::Commits { from, to, page } => {
+                Self { after_seq: 0, from_epoch: signed(from), to_epoch: signed(to), kind: Some("commit"), page }
+            }
+        }
+    }
+}
+
+/// Of the entries whose `(key, size)` a page's size query found (already cut at the page's
+/// count), the key of the last one that fits the byte budget, and whether more may follow.
+#[must_use]
+pub fn page_end<K: Copy>(sizes: &[(K, i64)], page: PageBudget) -> (Option<K>, bool) {
+    let fit = page.fitting(sizes.iter().map(|(_, size)| u64::try_from(*size).unwrap_or(0)));
+    let more = fit < sizes.len() || sizes.len() >= usize::try_from(page.limit).unwrap_or(usize::MAX);
+    (fit.checked_sub(1).and_then(|last| sizes.get(last)).map(|(key, _)| *key), more)
 }

@@ -233,6 +233,8 @@ pub enum Log {
         /// The highest seq ever assigned (0 when none): seqs are dense from 1, so this is also
         /// how many entries were ever appended.
         last_seq: u64,
+        /// The page stopped at its budget (count or bytes): more entries may follow.
+        more: bool,
     },
     ConvoNotFound,
     NotMember,
@@ -247,13 +249,54 @@ pub enum Visible<T> {
     NotMember,
 }
 
+/// How much one list answer may hold: at most `limit` entries, and another entry only while the
+/// bytes before it stay under `bytes`. A page is thus at most `bytes` plus one entry, and never
+/// empty while entries remain (one entry larger than the budget comes alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageBudget {
+    pub limit: u32,
+    pub bytes: u64,
+}
+
+impl PageBudget {
+    /// A count limit alone.
+    #[must_use]
+    pub fn count(limit: u32) -> Self {
+        Self { limit, bytes: u64::MAX }
+    }
+
+    /// How many of the entries, whose sizes come in page order, fit; the sizes are already cut
+    /// at `limit`.
+    #[must_use]
+    pub fn fitting(&self, sizes: impl IntoIterator<Item = u64>) -> usize {
+        let mut used = 0u64;
+        let mut fit = 0;
+        for size in sizes {
+            if used >= self.bytes {
+                break;
+            }
+            used = used.saturating_add(size);
+            fit += 1;
+        }
+        fit
+    }
+}
+
+/// A list answer cut by a `PageBudget`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed<T> {
+    pub items: Vec<T>,
+    /// The list stopped at its budget: more may follow.
+    pub more: bool,
+}
+
 /// Which entries of the log to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFilter {
-    /// Everything after `since` (a seq), up to `limit` entries.
-    After { since: u64, limit: u32 },
+    /// Everything after `since` (a seq).
+    After { since: u64, page: PageBudget },
     /// Commits sent in epochs `from..=to`.
-    Commits { from: u64, to: u64, limit: u32 },
+    Commits { from: u64, to: u64, page: PageBudget },
 }
 
 /// The GroupInfo kept for external joins.
@@ -314,8 +357,14 @@ pub trait ConvoStore: Send + Sync + 'static {
         now: UnixMillis,
     ) -> Result<GroupInfoUpdated, StoreError>;
 
-    /// The Welcomes the recipient has not confirmed, oldest first (of `convo` when given).
-    async fn pending_welcomes(&self, recipient: &Did, convo: Option<&str>) -> Result<Vec<WelcomeRecord>, StoreError>;
+    /// The Welcomes the recipient has not confirmed, oldest first (of `convo` when given),
+    /// within `page`.
+    async fn pending_welcomes(
+        &self,
+        recipient: &Did,
+        convo: Option<&str>,
+        page: PageBudget,
+    ) -> Result<Listed<WelcomeRecord>, StoreError>;
 
     /// The recipient is done with a Welcome (all its devices, or `device` only). Returns whether
     /// there was one; a Welcome no one waits for any more is deleted.
@@ -324,4 +373,19 @@ pub trait ConvoStore: Send + Sync + 'static {
     /// Deletes up to `limit` log entries, Welcomes and device additions past their retention.
     /// Returns how many.
     async fn delete_expired_convo_data(&self, now: UnixMillis, limit: u32) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_takes_entries_while_the_bytes_before_them_are_under_budget() {
+        let page = PageBudget { limit: 100, bytes: 10 };
+        assert_eq!(page.fitting([4, 4, 4, 4]), 3, "4 + 4 = 8 < 10, so the third comes; then 12");
+        assert_eq!(page.fitting([10, 1]), 1);
+        assert_eq!(page.fitting([50]), 1, "one oversized entry still comes alone");
+        assert_eq!(page.fitting([]), 0);
+        assert_eq!(PageBudget::count(3).fitting([u64::MAX, u64::MAX]), 2);
+    }
 }

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{MessageRecord, Visible, WelcomeRecord};
+use super::{MessageRecord, PageBudget, Visible, WelcomeRecord};
 use crate::domain::did::Did;
 use crate::domain::time::UnixMillis;
 use crate::ports::store::StoreError;
@@ -80,7 +80,7 @@ pub struct EventPage {
     /// How far the page read: at least the last event's id. Events whose message or Welcome
     /// has meanwhile expired or been confirmed are passed over but still count.
     pub through: u64,
-    /// Whether the page was cut at its limit (more may follow at once).
+    /// Whether the page was cut at its budget (more may follow at once).
     pub full: bool,
 }
 
@@ -96,15 +96,16 @@ pub struct EventBounds {
 /// The conversation event stream.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
-    /// Up to `limit` events after `after` that `reader` may see, oldest first: those of
-    /// conversations it is a current member of (from when it joined), and those addressed to
-    /// it (its Welcomes, its own removal). With `convo`, only that conversation's.
+    /// The events after `after` that `reader` may see, oldest first, within `page` (the bytes
+    /// are those of the messages and Welcomes the events carry): those of conversations it is a
+    /// current member of (from when it joined), and those addressed to it (its Welcomes, its
+    /// own removal). With `convo`, only that conversation's.
     async fn events_for(
         &self,
         reader: &Did,
         convo: Option<&str>,
         after: u64,
-        limit: u32,
+        page: PageBudget,
     ) -> Result<EventPage, StoreError>;
 
     async fn event_bounds(&self) -> Result<EventBounds, StoreError>;

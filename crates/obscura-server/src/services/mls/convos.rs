@@ -15,8 +15,9 @@ use crate::domain::mls_framing::{parse_group_info, parse_message, parse_welcome,
 use crate::domain::time::UnixMillis;
 use crate::ports::clock::Clock;
 use crate::ports::mls::{
-    Changed, ConvoChange, ConvoRecord, ConvoStore, Created, GroupInfoRecord, GroupInfoUpdated, Log, LogFilter,
-    MessageRecord, NewCommit, NewConvo, NewConvoMessage, NewWelcome, Posted, RosterChange, Visible, WelcomeRecord,
+    Changed, ConvoChange, ConvoRecord, ConvoStore, Created, GroupInfoRecord, GroupInfoUpdated, Listed, Log, LogFilter,
+    MessageRecord, NewCommit, NewConvo, NewConvoMessage, NewWelcome, PageBudget, Posted, RosterChange, Visible,
+    WelcomeRecord,
 };
 
 use super::events::EventWaker;
@@ -32,6 +33,8 @@ const MAX_MSG_ID_CHARS: usize = 36;
 pub const MAX_ADD: usize = 50;
 /// Most commits one `getCommits` returns.
 const MAX_COMMITS: u32 = 1000;
+/// Most Welcomes one `getWelcome` returns.
+const MAX_WELCOMES: u32 = 100;
 /// Largest padded size of a message (10 MiB, the lexicon's bound).
 const MAX_PADDED_SIZE: u64 = 10 * 1024 * 1024;
 /// How precisely message times are disclosed (the lexicon's two-second buckets).
@@ -48,6 +51,8 @@ pub struct ConvoLimits {
     pub max_group_state_bytes: usize,
     /// How long log entries and unconfirmed Welcomes are kept.
     pub retention: Duration,
+    /// Most bytes of entries one list answer carries (`--mls-page-budget-bytes`).
+    pub page_bytes: u64,
 }
 
 /// A `createConvo` request, decoded.
@@ -94,6 +99,8 @@ pub struct Gaps {
 pub struct Page {
     pub messages: Vec<MessageRecord>,
     pub gaps: Option<Gaps>,
+    /// The page stopped at its budget (count or bytes): more may follow `lastSeq`.
+    pub more: bool,
 }
 
 /// The time a log entry (message or commit) and the changes that come with it are stored
@@ -505,11 +512,13 @@ impl Conversations {
     /// `getMessages`: log entries after `since`, with the seqs that are missing among them.
     pub async fn messages(&self, caller: &Did, convo: &str, since: u64, limit: u32) -> Result<Page, MlsError> {
         let convo = group_id(convo)?;
-        let (messages, last_seq) = match self.store.read_log(&convo, caller, LogFilter::After { since, limit }).await? {
-            Log::Page { messages, last_seq } => (messages, last_seq),
-            Log::ConvoNotFound => return Err(MlsError::ConvoNotFound),
-            Log::NotMember => return Err(MlsError::NotMember),
-        };
+        let page = PageBudget { limit, bytes: self.limits.page_bytes };
+        let (messages, last_seq, more) =
+            match self.store.read_log(&convo, caller, LogFilter::After { since, page }).await? {
+                Log::Page { messages, last_seq, more } => (messages, last_seq, more),
+                Log::ConvoNotFound => return Err(MlsError::ConvoNotFound),
+                Log::NotMember => return Err(MlsError::NotMember),
+            };
         if since > last_seq {
             return Err(MlsError::InvalidCursor);
         }
@@ -524,25 +533,31 @@ impl Conversations {
             expected = message.seq.saturating_add(1);
         }
         let gaps = (!missing.is_empty()).then_some(Gaps { missing, total: last_seq });
-        Ok(Page { messages, gaps })
+        Ok(Page { messages, gaps, more })
     }
 
-    /// `getCommits`: the commits sent in epochs `from..=to` (`to` defaults to the current one).
+    /// `getCommits`: the commits sent in epochs `from..=to` (`to` defaults to the current one),
+    /// within the page budget: when more follow, the epoch to continue from.
     pub async fn commits(
         &self,
         caller: &Did,
         convo: &str,
         from: u64,
         to: Option<u64>,
-    ) -> Result<Vec<MessageRecord>, MlsError> {
+    ) -> Result<(Vec<MessageRecord>, Option<u64>), MlsError> {
         let convo = group_id(convo)?;
         let to = to.unwrap_or(i64::MAX.unsigned_abs());
         if from > to {
             return Err(MlsError::InvalidEpochRange);
         }
-        let filter = LogFilter::Commits { from, to, limit: MAX_COMMITS };
-        match self.store.read_log(&convo, caller, filter).await? {
-            Log::Page { messages, .. } => Ok(messages),
+        let page = PageBudget { limit: MAX_COMMITS, bytes: self.limits.page_bytes };
+        match self.store.read_log(&convo, caller, LogFilter::Commits { from, to, page }).await? {
+            Log::Page { messages, more, .. } => {
+                // One commit per epoch: the next page starts after the last epoch returned.
+                let next =
+                    messages.last().filter(|_| more).map(|last| last.epoch.saturating_add(1)).filter(|&n| n <= to);
+                Ok((messages, next))
+            }
             Log::ConvoNotFound => Err(MlsError::ConvoNotFound),
             Log::NotMember => Err(MlsError::NotMember),
         }
@@ -593,10 +608,12 @@ impl Conversations {
         }
     }
 
-    /// `getWelcome`: the Welcomes waiting for the caller.
-    pub async fn welcomes(&self, caller: &Did, convo: Option<&str>) -> Result<Vec<WelcomeRecord>, MlsError> {
+    /// `getWelcome`: the oldest Welcomes waiting for the caller, within the page budget (the
+    /// rest follow once these are confirmed).
+    pub async fn welcomes(&self, caller: &Did, convo: Option<&str>) -> Result<Listed<WelcomeRecord>, MlsError> {
         let convo = convo.map(group_id).transpose()?;
-        Ok(self.store.pending_welcomes(caller, convo.as_deref()).await?)
+        let page = PageBudget { limit: MAX_WELCOMES, bytes: self.limits.page_bytes };
+        Ok(self.store.pending_welcomes(caller, convo.as_deref(), page).await?)
     }
 
     /// `confirmWelcome`: the caller (or one of its devices) has joined with the Welcome.

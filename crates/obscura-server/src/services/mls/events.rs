@@ -20,6 +20,7 @@ use super::MlsError;
 use crate::domain::did::Did;
 use crate::domain::time::UnixMillis;
 use crate::ports::clock::Clock;
+use crate::ports::mls::PageBudget;
 use crate::ports::mls::{EventPage, EventStore, Visible};
 use crate::ports::notifier::{Notifier, Subscription};
 use crate::ports::store::StoreError;
@@ -33,8 +34,8 @@ const TICKET_AUDIENCE: &str = "blue.catbird.mls.subscribeConvoEvents";
 pub struct EventSettings {
     /// How long a ticket may wait before it is used.
     pub ticket_ttl: Duration,
-    /// Events read (and sent) per page.
-    pub page_size: u32,
+    /// Events read (and sent) per page, in count and bytes.
+    pub page: PageBudget,
     /// How long events are kept for resuming subscriptions.
     pub replay_window: Duration,
     /// Open subscriptions per user on one replica.
@@ -289,7 +290,7 @@ impl ConvoEvents {
 
     /// The subscriber's next events after `after`.
     pub async fn page(&self, subscriber: &Subscriber, after: u64) -> Result<EventPage, StoreError> {
-        self.store.events_for(&subscriber.did, subscriber.convo.as_deref(), after, self.settings.page_size).await
+        self.store.events_for(&subscriber.did, subscriber.convo.as_deref(), after, self.settings.page).await
     }
 
     /// `groupInfoRefresh`: asks the other members for a fresh GroupInfo. Returns how many

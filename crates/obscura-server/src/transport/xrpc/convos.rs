@@ -304,6 +304,10 @@ struct CommitView {
 struct CommitsOutput {
     convo_id: String,
     commits: Vec<CommitView>,
+    /// Our extension: the answer stopped at its byte budget (or 1,000 commits); ask again
+    /// from this epoch for the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_from_epoch: Option<u64>,
 }
 
 async fn commits(
@@ -311,7 +315,8 @@ async fn commits(
     Caller(caller): Caller,
     XrpcQuery(params): XrpcQuery<CommitsParams>,
 ) -> Result<Json<CommitsOutput>, XrpcError> {
-    let commits = state.mls.convos.commits(&caller, &params.convo_id, params.from_epoch, params.to_epoch).await?;
+    let (commits, next_from_epoch) =
+        state.mls.convos.commits(&caller, &params.convo_id, params.from_epoch, params.to_epoch).await?;
     let commits = commits
         .into_iter()
         .map(|c: MessageRecord| CommitView {
@@ -321,7 +326,7 @@ async fn commits(
             created_at: c.created_at.to_rfc3339(),
         })
         .collect();
-    Ok(Json(CommitsOutput { convo_id: params.convo_id.to_ascii_lowercase(), commits }))
+    Ok(Json(CommitsOutput { convo_id: params.convo_id.to_ascii_lowercase(), commits, next_from_epoch }))
 }
 
 #[derive(Deserialize)]
@@ -341,8 +346,12 @@ struct WelcomeView {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct WelcomesOutput {
     welcomes: Vec<WelcomeView>,
+    /// Our extension: more Welcomes wait than one answer carries; confirm these and ask again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    has_more: bool,
 }
 
 async fn welcomes(
@@ -350,8 +359,9 @@ async fn welcomes(
     Caller(caller): Caller,
     XrpcQuery(params): XrpcQuery<WelcomeParams>,
 ) -> Result<Json<WelcomesOutput>, XrpcError> {
-    let welcomes = state.mls.convos.welcomes(&caller, params.convo_id.as_deref()).await?;
-    let welcomes = welcomes
+    let listed = state.mls.convos.welcomes(&caller, params.convo_id.as_deref()).await?;
+    let welcomes = listed
+        .items
         .into_iter()
         .map(|w| WelcomeView {
             id: w.id,
@@ -361,7 +371,7 @@ async fn welcomes(
             created_at: w.created_at.to_rfc3339(),
         })
         .collect();
-    Ok(Json(WelcomesOutput { welcomes }))
+    Ok(Json(WelcomesOutput { welcomes, has_more: listed.more }))
 }
 
 #[derive(Deserialize)]

@@ -100,6 +100,9 @@ struct MessagesOutput {
     last_seq: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gap_info: Option<GapInfo>,
+    /// Our extension: the page stopped at its count or byte budget; continue from `lastSeq`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    has_more: bool,
 }
 
 async fn messages(
@@ -130,5 +133,5 @@ async fn messages(
         .collect();
     let gap_info =
         page.gaps.map(|gaps| GapInfo { has_gaps: true, missing_seqs: gaps.missing, total_messages: gaps.total });
-    Ok(Json(MessagesOutput { messages, last_seq, gap_info }))
+    Ok(Json(MessagesOutput { messages, last_seq, gap_info, has_more: page.more }))
 }

@@ -320,3 +320,47 @@ async fn members_leave_and_the_last_one_cannot() {
     assert_eq!(members.as_array().unwrap().len(), 1, "{view}");
     assert_eq!(members[0]["isAdmin"], true);
 }
+
+#[tokio::test]
+async fn commits_and_messages_come_in_pages_within_the_byte_budget_with_a_cursor() {
+    let world = MlsWorld::with_flags(&[("--mls-page-budget-bytes", "1")]).await;
+    let (alice, _bob, convo, mut group, _) = alice_and_bob(&world).await;
+    for n in 0..3 {
+        let epoch = alice.epoch(&convo).await;
+        let commit = pad(alice.mls.self_update(&mut group));
+        ok(alice.send_bytes(&convo, epoch, &commit, &format!("01HZPAGEDCOMMIT00000000{n:02}")).await);
+        alice.mls.merge(&mut group);
+    }
+    // A budget of one byte: every answer carries one entry and says where to go on.
+    let mut epochs = Vec::new();
+    let mut from = 0;
+    for _ in 0..10 {
+        let page = ok(alice
+            .api
+            .query("blue.catbird.mls.getCommits", &[("convoId", convo.clone()), ("fromEpoch", from.to_string())])
+            .await);
+        let commits = page["commits"].as_array().unwrap();
+        assert_eq!(commits.len(), 1, "{page}");
+        epochs.push(commits[0]["epoch"].as_u64().unwrap());
+        match page["nextFromEpoch"].as_u64() {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    assert_eq!(epochs, [1, 2, 3]);
+
+    let mut seqs = Vec::new();
+    let mut since = 0;
+    loop {
+        let page = ok(alice.messages(&convo, since).await);
+        let messages = page["messages"].as_array().unwrap();
+        assert!(messages.len() <= 1, "{page}");
+        seqs.extend(messages.iter().map(|m| m["seq"].as_u64().unwrap()));
+        since = page["lastSeq"].as_u64().unwrap_or(since);
+        if page["hasMore"] != true {
+            break;
+        }
+        assert!(seqs.len() <= 10, "paging ends");
+    }
+    assert_eq!(seqs, [1, 2, 3]);
+}

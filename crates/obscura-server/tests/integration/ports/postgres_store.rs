@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use obscura_server::adapters::store::postgres::PostgresStore;
 use obscura_server::adapters::store::PoolOptions;
+use obscura_server::ports::mls::PageBudget;
 use obscura_testkit::conformance::store::DynStore;
 use obscura_testkit::services::PgSchema;
 
@@ -81,11 +82,11 @@ async fn a_slow_writer_with_a_lower_event_id_is_never_skipped_by_a_reader() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Read while the slow writer still sits between its insert and its commit.
     assert!(!slow.is_finished() && !fast.is_finished(), "the trigger holds the slow writer, the lock the fast one");
-    let first = store.events_for(&bob, None, start, 100).await.unwrap();
+    let first = store.events_for(&bob, None, start, PageBudget::count(100)).await.unwrap();
     assert!(first.events.is_empty(), "nothing is visible past an uncommitted lower id: {:?}", first.events);
     assert!(matches!(slow.await.unwrap(), Posted::Stored { .. }));
     assert!(matches!(fast.await.unwrap(), Posted::Stored { .. }));
-    let second = store.events_for(&bob, None, first.through, 100).await.unwrap();
+    let second = store.events_for(&bob, None, first.through, PageBudget::count(100)).await.unwrap();
     let heard: Vec<String> = first
         .events
         .iter()

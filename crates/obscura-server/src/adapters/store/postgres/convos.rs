@@ -8,14 +8,16 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use super::events::{append, start_after};
 use super::{corrupt, limit as sql_limit, map_err, PostgresStore};
 use crate::adapters::store::convo_events::{self, for_change, for_creation};
-use crate::adapters::store::convo_rows::{did, message, signed, unsigned, ConvoRow, MessageRow, CONVO_COLUMNS};
+use crate::adapters::store::convo_rows::{
+    did, message, page_end, signed, unsigned, ConvoRow, LogRange, MessageRow, CONVO_COLUMNS,
+};
 use crate::adapters::store::convo_rules::{decide, Loaded};
 use crate::adapters::store::device_rows::STATUS_COMPLETED;
 use crate::domain::did::Did;
 use crate::domain::time::UnixMillis;
 use crate::ports::mls::{
-    Changed, ConvoChange, ConvoRecord, ConvoStore, Created, GroupInfoRecord, GroupInfoUpdated, Log, LogFilter,
-    MemberRecord, NewConvo, NewConvoMessage, NewWelcome, Posted, Visible, WelcomeRecipient, WelcomeRecord,
+    Changed, ConvoChange, ConvoRecord, ConvoStore, Created, GroupInfoRecord, GroupInfoUpdated, Listed, Log, LogFilter,
+    MemberRecord, NewConvo, NewConvoMessage, NewWelcome, PageBudget, Posted, Visible, WelcomeRecipient, WelcomeRecord,
 };
 use crate::ports::store::StoreError;
 
@@ -166,6 +168,10 @@ async fn add_member(
     .map_err(map_err)?;
     Ok(())
 }
+
+/// The log entries a `LogRange` selects, binding convo, after seq, last seq, epochs and kind.
+const LOG_RANGE: &str = "FROM mls_messages WHERE convo_id = $1 AND seq > $2 AND seq <= $3 \
+    AND epoch >= $4 AND epoch <= $5 AND ($6::TEXT IS NULL OR kind = $6) ORDER BY seq";
 
 #[async_trait]
 impl ConvoStore for PostgresStore {
@@ -469,30 +475,41 @@ impl ConvoStore for PostgresStore {
             Some((_, None)) => return Ok(Log::NotMember),
             Some((next_seq, Some(_))) => next_seq,
         };
-        let rows: Vec<MessageRow> = match filter {
-            LogFilter::After { since, limit } => sqlx::query_as(
-                "SELECT seq, epoch, kind, msg_id, sender_did, body, created_at FROM mls_messages \
-                 WHERE convo_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            )
+        let range = LogRange::from(filter);
+        // Sizes first, so that no body past the byte budget is ever read into memory.
+        let sizes: Vec<(i64, i64)> =
+            sqlx::query_as(&format!("SELECT seq, octet_length(body)::BIGINT {LOG_RANGE} LIMIT $7"))
+                .bind(convo)
+                .bind(range.after_seq)
+                .bind(i64::MAX)
+                .bind(range.from_epoch)
+                .bind(range.to_epoch)
+                .bind(range.kind)
+                .bind(sql_limit(range.page.limit))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        let (last, more) = page_end(&sizes, range.page);
+        let rows: Vec<MessageRow> = match last {
+            None => Vec::new(),
+            Some(last) => sqlx::query_as(&format!(
+                "SELECT seq, epoch, kind, msg_id, sender_did, body, created_at {LOG_RANGE} LIMIT $7"
+            ))
             .bind(convo)
-            .bind(signed(since))
-            .bind(sql_limit(limit)),
-            LogFilter::Commits { from, to, limit } => sqlx::query_as(
-                "SELECT seq, epoch, kind, msg_id, sender_did, body, created_at FROM mls_messages \
-                 WHERE convo_id = $1 AND kind = 'commit' AND epoch >= $2 \
-                 AND epoch <= $3 ORDER BY seq LIMIT $4",
-            )
-            .bind(convo)
-            .bind(signed(from))
-            .bind(signed(to))
-            .bind(sql_limit(limit)),
-        }
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_err)?;
+            .bind(range.after_seq)
+            .bind(last)
+            .bind(range.from_epoch)
+            .bind(range.to_epoch)
+            .bind(range.kind)
+            .bind(sql_limit(range.page.limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?,
+        };
         Ok(Log::Page {
             messages: rows.into_iter().map(message).collect::<Result<_, _>>()?,
             last_seq: unsigned(next_seq, "seq")?.saturating_sub(1),
+            more,
         })
     }
 
@@ -546,22 +563,48 @@ impl ConvoStore for PostgresStore {
         Ok(GroupInfoUpdated::Updated)
     }
 
-    async fn pending_welcomes(&self, recipient: &Did, convo: Option<&str>) -> Result<Vec<WelcomeRecord>, StoreError> {
-        let rows: Vec<(String, String, Vec<u8>, i64, UnixMillis)> = sqlx::query_as(
-            "SELECT id, convo_id, body, epoch, created_at FROM mls_welcomes WHERE id IN \
-             (SELECT welcome_id FROM mls_welcome_recipients WHERE did = $1) AND ($2 IS NULL OR convo_id = $2) \
-             ORDER BY created_at, id",
+    async fn pending_welcomes(
+        &self,
+        recipient: &Did,
+        convo: Option<&str>,
+        page: PageBudget,
+    ) -> Result<Listed<WelcomeRecord>, StoreError> {
+        // Sizes first, so that no Welcome past the byte budget is read into memory. A Welcome
+        // confirmed between the two reads lets the next one in: still one Welcome at most.
+        let sizes: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, octet_length(body)::BIGINT FROM mls_welcomes WHERE id IN \
+             (SELECT welcome_id FROM mls_welcome_recipients WHERE did = $1) AND ($2::TEXT IS NULL OR convo_id = $2) \
+             ORDER BY created_at, id LIMIT $3",
         )
         .bind(recipient.as_str())
         .bind(convo)
+        .bind(sql_limit(page.limit))
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.into_iter()
+        let fit = page.fitting(sizes.iter().map(|(_, size)| u64::try_from(*size).unwrap_or(0)));
+        let more = fit < sizes.len() || sizes.len() >= usize::try_from(page.limit).unwrap_or(usize::MAX);
+        if fit == 0 {
+            return Ok(Listed { items: Vec::new(), more });
+        }
+        let rows: Vec<(String, String, Vec<u8>, i64, UnixMillis)> = sqlx::query_as(
+            "SELECT id, convo_id, body, epoch, created_at FROM mls_welcomes WHERE id IN \
+             (SELECT welcome_id FROM mls_welcome_recipients WHERE did = $1) AND ($2::TEXT IS NULL OR convo_id = $2) \
+             ORDER BY created_at, id LIMIT $3",
+        )
+        .bind(recipient.as_str())
+        .bind(convo)
+        .bind(sql_limit(u32::try_from(fit).unwrap_or(page.limit)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let items = rows
+            .into_iter()
             .map(|(id, convo, body, epoch, created_at)| {
                 Ok(WelcomeRecord { id, convo, body, epoch: unsigned(epoch, "epoch")?, created_at })
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Listed { items, more })
     }
 
     async fn confirm_welcome(&self, recipient: &Did, welcome: &str, device: Option<&str>) -> Result<bool, StoreError> {

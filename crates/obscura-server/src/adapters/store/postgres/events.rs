@@ -10,11 +10,11 @@ use sqlx::PgConnection;
 
 use super::convos::visibility;
 use super::{limit as sql_limit, map_err, PostgresStore};
-use crate::adapters::store::convo_events::{self, bounds, page, EventRow, NewEvent, EVENT_COLUMNS};
-use crate::adapters::store::convo_rows::{did, signed, unsigned};
+use crate::adapters::store::convo_events::{self, bounds, page as page_of, EventRow, NewEvent, EVENT_COLUMNS};
+use crate::adapters::store::convo_rows::{did, page_end, signed, unsigned};
 use crate::domain::did::Did;
 use crate::domain::time::UnixMillis;
-use crate::ports::mls::{EventBounds, EventPage, EventStore, Visible};
+use crate::ports::mls::{EventBounds, EventPage, EventStore, PageBudget, Visible};
 use crate::ports::store::StoreError;
 
 /// The advisory lock key that serialises event appends ("mls_evts" in ASCII).
@@ -72,6 +72,16 @@ pub(super) async fn start_after(
     Ok(())
 }
 
+/// The events a reader may see after a cursor, binding after, convo, reader and (as $5) the
+/// highest id to read.
+const EVENT_SOURCE: &str = "FROM mls_events e \
+             LEFT JOIN mls_messages m ON m.convo_id = e.convo_id AND m.seq = e.msg_seq \
+             LEFT JOIN mls_welcomes w ON w.id = e.welcome_id AND EXISTS \
+             (SELECT 1 FROM mls_welcome_recipients r WHERE r.welcome_id = w.id AND r.did = $3) \
+             WHERE e.id > $1 AND ($2::TEXT IS NULL OR e.convo_id = $2) AND (e.recipient_did = $3 OR \
+             (e.recipient_did IS NULL AND EXISTS (SELECT 1 FROM mls_members mm WHERE mm.convo_id = e.convo_id \
+             AND mm.did = $3 AND mm.left_at IS NULL AND mm.events_after < e.id))) AND e.id <= $5";
+
 #[async_trait]
 impl EventStore for PostgresStore {
     async fn events_for(
@@ -79,26 +89,34 @@ impl EventStore for PostgresStore {
         reader: &Did,
         convo: Option<&str>,
         after: u64,
-        limit: u32,
+        page: PageBudget,
     ) -> Result<EventPage, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(&format!(
-            "SELECT {EVENT_COLUMNS} FROM mls_events e \
-             LEFT JOIN mls_messages m ON m.convo_id = e.convo_id AND m.seq = e.msg_seq \
-             LEFT JOIN mls_welcomes w ON w.id = e.welcome_id AND EXISTS \
-             (SELECT 1 FROM mls_welcome_recipients r WHERE r.welcome_id = w.id AND r.did = $3) \
-             WHERE e.id > $1 AND ($2::TEXT IS NULL OR e.convo_id = $2) AND (e.recipient_did = $3 OR \
-             (e.recipient_did IS NULL AND EXISTS (SELECT 1 FROM mls_members mm WHERE mm.convo_id = e.convo_id \
-             AND mm.did = $3 AND mm.left_at IS NULL AND mm.events_after < e.id))) \
+        // Sizes of the bodies the events carry first, so that none past the byte budget is read.
+        let sizes: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT e.id, COALESCE(octet_length(m.body), 0)::BIGINT + COALESCE(octet_length(w.body), 0)::BIGINT {EVENT_SOURCE} \
              ORDER BY e.id LIMIT $4"
         ))
         .bind(signed(after))
         .bind(convo)
         .bind(reader.as_str())
-        .bind(sql_limit(limit))
+        .bind(sql_limit(page.limit))
+        .bind(i64::MAX)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        page(rows, after, limit)
+        let (last, more) = page_end(&sizes, page);
+        let Some(last) = last else { return Ok(EventPage { events: Vec::new(), through: after, full: more }) };
+        let rows: Vec<EventRow> =
+            sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} {EVENT_SOURCE} ORDER BY e.id LIMIT $4"))
+                .bind(signed(after))
+                .bind(convo)
+                .bind(reader.as_str())
+                .bind(sql_limit(page.limit))
+                .bind(last)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        page_of(rows, after, more)
     }
 
     async fn event_bounds(&self) -> Result<EventBounds, StoreError> {

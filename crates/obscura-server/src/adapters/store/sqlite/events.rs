@@ -6,11 +6,11 @@ use sqlx::SqliteConnection;
 
 use super::convos::visibility;
 use super::{map_err, SqliteStore};
-use crate::adapters::store::convo_events::{self, bounds, page, EventRow, NewEvent, EVENT_COLUMNS};
-use crate::adapters::store::convo_rows::{did, signed, unsigned};
+use crate::adapters::store::convo_events::{self, bounds, page as page_of, EventRow, NewEvent, EVENT_COLUMNS};
+use crate::adapters::store::convo_rows::{did, page_end, signed, unsigned};
 use crate::domain::did::Did;
 use crate::domain::time::UnixMillis;
-use crate::ports::mls::{EventBounds, EventPage, EventStore, Visible};
+use crate::ports::mls::{EventBounds, EventPage, EventStore, PageBudget, Visible};
 use crate::ports::store::StoreError;
 
 /// Appends `events` of `convo`; the id of the last one, if any.
@@ -61,6 +61,16 @@ pub(super) async fn start_after(
     Ok(())
 }
 
+/// The events a reader may see after a cursor, binding after, convo, reader and (as ?5) the
+/// highest id to read.
+const EVENT_SOURCE: &str = "FROM mls_events e \
+             LEFT JOIN mls_messages m ON m.convo_id = e.convo_id AND m.seq = e.msg_seq \
+             LEFT JOIN mls_welcomes w ON w.id = e.welcome_id AND EXISTS \
+             (SELECT 1 FROM mls_welcome_recipients r WHERE r.welcome_id = w.id AND r.did = ?3) \
+             WHERE e.id > ?1 AND (?2 IS NULL OR e.convo_id = ?2) AND (e.recipient_did = ?3 OR \
+             (e.recipient_did IS NULL AND EXISTS (SELECT 1 FROM mls_members mm WHERE mm.convo_id = e.convo_id \
+             AND mm.did = ?3 AND mm.left_at IS NULL AND mm.events_after < e.id))) AND e.id <= ?5";
+
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn events_for(
@@ -68,26 +78,34 @@ impl EventStore for SqliteStore {
         reader: &Did,
         convo: Option<&str>,
         after: u64,
-        limit: u32,
+        page: PageBudget,
     ) -> Result<EventPage, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(&format!(
-            "SELECT {EVENT_COLUMNS} FROM mls_events e \
-             LEFT JOIN mls_messages m ON m.convo_id = e.convo_id AND m.seq = e.msg_seq \
-             LEFT JOIN mls_welcomes w ON w.id = e.welcome_id AND EXISTS \
-             (SELECT 1 FROM mls_welcome_recipients r WHERE r.welcome_id = w.id AND r.did = ?3) \
-             WHERE e.id > ?1 AND (?2 IS NULL OR e.convo_id = ?2) AND (e.recipient_did = ?3 OR \
-             (e.recipient_did IS NULL AND EXISTS (SELECT 1 FROM mls_members mm WHERE mm.convo_id = e.convo_id \
-             AND mm.did = ?3 AND mm.left_at IS NULL AND mm.events_after < e.id))) \
+        // Sizes of the bodies the events carry first, so that none past the byte budget is read.
+        let sizes: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT e.id, COALESCE(LENGTH(m.body), 0) + COALESCE(LENGTH(w.body), 0) {EVENT_SOURCE} \
              ORDER BY e.id LIMIT ?4"
         ))
         .bind(signed(after))
         .bind(convo)
         .bind(reader.as_str())
-        .bind(limit)
+        .bind(page.limit)
+        .bind(i64::MAX)
         .fetch_all(&self.reader)
         .await
         .map_err(map_err)?;
-        page(rows, after, limit)
+        let (last, more) = page_end(&sizes, page);
+        let Some(last) = last else { return Ok(EventPage { events: Vec::new(), through: after, full: more }) };
+        let rows: Vec<EventRow> =
+            sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} {EVENT_SOURCE} ORDER BY e.id LIMIT ?4"))
+                .bind(signed(after))
+                .bind(convo)
+                .bind(reader.as_str())
+                .bind(page.limit)
+                .bind(last)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(map_err)?;
+        page_of(rows, after, more)
     }
 
     async fn event_bounds(&self) -> Result<EventBounds, StoreError> {
