@@ -89,6 +89,9 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Deletes refresh tokens (spent or not) whose lifetime has ended. Returns how many.
     async fn delete_expired_refresh_tokens(&self, now: UnixMillis, limit: u32) -> Result<u64, StoreError>;
 
+    /// Whether `user` has an account (one primary-key lookup: it runs on every request).
+    async fn user_exists(&self, user: UserId) -> Result<bool, StoreError>;
+
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -320,3 +320,19 @@ async fn members_leave_and_the_last_one_cannot() {
     assert_eq!(members.as_array().unwrap().len(), 1, "{view}");
     assert_eq!(members[0]["isAdmin"], true);
 }
+
+#[tokio::test]
+async fn a_non_member_cannot_learn_whether_a_commit_msg_id_exists() {
+    let world = MlsWorld::start().await;
+    let (alice, _bob, convo, mut alice_group, _bob_group) = alice_and_bob(&world).await;
+    let commit = pad(alice.mls.self_update(&mut alice_group));
+    ok(alice.send_bytes(&convo, 1, &commit, "01HZPROBE0000000000000001").await);
+    let outsider = Member::new(&world);
+    // A taken msgId and a fresh one get the same answer: the outsider learns nothing.
+    for msg_id in ["01HZPROBE0000000000000001", "01HZPROBE0000000000000002"] {
+        let reply = outsider.send_bytes(&convo, 1, &commit, msg_id).await;
+        assert_eq!(error(&reply), (StatusCode::FORBIDDEN, "NotMember"), "{msg_id}: {}", reply.1);
+    }
+    // Alice's retry is still recognised as hers.
+    ok(alice.send_bytes(&convo, 1, &commit, "01HZPROBE0000000000000001").await);
+}
