@@ -303,3 +303,40 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
         proxy,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        mls: MlsFlags,
+    }
+
+    fn settings(args: &[&str]) -> Result<MlsSettings, ConfigError> {
+        let argv = ["test", "--service-did", "did:web:mls.test"].iter().chain(args);
+        let flags = Flags::try_parse_from(argv).unwrap().mls;
+        mls_settings(&flags, 3000, Duration::from_secs(86_400)).map(Option::unwrap)
+    }
+
+    #[test]
+    fn the_key_max_age_never_exceeds_the_cache_ttl_and_zero_values_are_refused() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.cache.max_age, Duration::from_secs(300));
+        assert_eq!(defaults.cache.failure_ttl, Duration::from_secs(60));
+        let short = settings(&["--did-cache-ttl-secs", "60"]).unwrap();
+        assert_eq!(short.cache.max_age, Duration::from_secs(60), "an older 'refetch every 60 s' still holds");
+        for flag in [
+            "--did-key-max-age-secs",
+            "--did-failure-cache-secs",
+            "--did-resolutions-per-minute",
+            "--did-resolution-burst",
+        ] {
+            let err = settings(&[flag, "0"]).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+    }
+}

@@ -338,3 +338,22 @@ fn seconds_to_millis(seconds: f64) -> Result<UnixMillis, AuthError> {
     #[expect(clippy::cast_possible_truncation, reason = "range checked above; sub-millisecond digits are dropped")]
     Ok(UnixMillis((seconds * 1000.0) as i64))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolutions_are_counted_per_ipv4_address_and_per_ipv6_64() {
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(resolution_key(v4), v4);
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(resolution_key(a), resolution_key(b), "one /64 is one client");
+        assert_ne!(resolution_key(a), resolution_key(other));
+        assert_eq!(resolution_key(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        assert_eq!(resolution_key(mapped), v4, "an IPv4 client seen through a dual-stack socket");
+    }
+}
