@@ -195,10 +195,10 @@ fn proxy_settings(flags: &MlsFlags, api_port: u16) -> Result<Option<url::Url>, C
     Ok(Some(upstream))
 }
 
-/// The HS256 development secret, only when development mode is switched on explicitly: the
-/// seed's `JWT_SECRET` is a name easily exported by mistake (it reads like the v1 secret), and
-/// the secret lets whoever knows it act as any DID.
-/// `(secret, ignored)`: `ignored` when a secret is set without the switch (worth a warning).
+/// `(secret, ignored)`: the HS256 development secret, only when development mode is switched
+/// on explicitly (the seed's `JWT_SECRET` is a name easily exported by mistake, as it reads like
+/// the v1 secret, and the secret lets whoever knows it act as any DID); `ignored` when a secret
+/// is set without the switch, which is worth a warning.
 fn dev_secret(flags: &MlsFlags) -> Result<(Option<Vec<u8>>, bool), ConfigError> {
     // Held to the server secret's rule even when unused, so turning the switch on later
     // cannot bring a weak secret into force.
