@@ -36,7 +36,7 @@ use crate::ports::clock::Clock;
 use crate::ports::mls::{ConvoStore, KeyPackageStore};
 use crate::ports::notifier::Notifier;
 use crate::ports::push::{PushProvider, PushQueue};
-use crate::ports::rate_limit::SharedRateLimiter;
+use crate::ports::rate_limit::{Allowance, SharedRateLimiter};
 use crate::ports::store::{AccountStore, MessageStore, Store};
 use crate::ports::ttl_cache::TtlCache;
 use crate::services::accounts::Accounts;
@@ -169,6 +169,7 @@ impl App {
             &settings.jwt_secret,
             settings.access_token_ttl,
             settings.refresh_token_ttl,
+            store.clone(),
             Arc::clone(&clock),
         ));
         let prekeys =
@@ -234,9 +235,14 @@ impl App {
                     None => Arc::new(MemoryTtlCache::new()),
                 };
                 let fetcher = Arc::new(HttpResolver::new(mls.resolver.clone())?);
-                let resolver = Arc::new(CachingResolver::new(fetcher, mls.cache));
+                let resolution_limiter = Arc::new(Limiter::new("did_resolution", mls.resolutions, shared()));
+                let resolver = Arc::new(CachingResolver::new(fetcher, mls.cache, Arc::clone(&clock)));
                 if mls.auth.dev_secret.is_some() {
-                    tracing::warn!("development mode: HS256 caller tokens are accepted (JWT_SECRET is set)");
+                    tracing::warn!("development mode: HS256 caller tokens are accepted (--dev-mode, JWT_SECRET)");
+                } else if mls.dev_secret_ignored {
+                    tracing::warn!(
+                        "--dev-jwt-secret (JWT_SECRET) is set but ignored: development mode needs --dev-mode"
+                    );
                 }
                 let key_packages = Arc::new(KeyPackages::new(store.clone(), Arc::clone(&clock), mls.key_packages));
                 let waker = Arc::new(EventWaker::new(store.clone(), Arc::clone(&notifier)));
@@ -268,7 +274,14 @@ impl App {
                     None => None,
                 };
                 Some(XrpcState {
-                    auth: Arc::new(ServiceAuth::new(mls.auth.clone(), resolver, replay, Arc::clone(&clock))),
+                    auth: Arc::new(ServiceAuth::new(
+                        mls.auth.clone(),
+                        resolver,
+                        Arc::clone(&resolution_limiter) as Arc<dyn Allowance<std::net::IpAddr>>,
+                        replay,
+                        Arc::clone(&clock),
+                    )),
+                    resolution_limiter,
                     mls: MlsServices { key_packages, convos, devices, events, blobs: convo_blobs },
                     stream: StreamSettings {
                         ping_interval: settings.gateway.ping_interval,
@@ -359,7 +372,8 @@ impl App {
         let key_packages = self.store.clone() as Arc<dyn KeyPackageStore>;
         let convo_data = self.store.clone() as Arc<dyn ConvoStore>;
         let limits = self.state.limits.clone();
-        let xrpc_limiter = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.limiter));
+        let xrpc_limiters =
+            self.state.xrpc.as_ref().map(|x| (Arc::clone(&x.limiter), Arc::clone(&x.resolution_limiter)));
         let mls_clock = Arc::clone(&self.clock);
         let events = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.mls.events));
         let convo_blobs = self.state.xrpc.as_ref().map(|x| Arc::clone(&x.mls.blobs));
@@ -402,8 +416,9 @@ impl App {
             }),
             workers::every("rate-limit-sweep", s.rate_limits.sweep_interval, cancel.clone(), move || {
                 limits.sweep();
-                if let Some(limiter) = &xrpc_limiter {
-                    limiter.sweep();
+                if let Some((calls, resolutions)) = &xrpc_limiters {
+                    calls.sweep();
+                    resolutions.sweep();
                 }
                 std::future::ready(())
             }),

@@ -1,9 +1,11 @@
 //! An in-process PLC directory: serves the DID documents the test publishes at
-//! `GET /<did>`, and counts requests (to see caching and re-resolution at work).
+//! `GET /<did>`, counts requests (to see caching and re-resolution at work), and can be made
+//! slow (to see concurrent lookups of one DID merged into one request).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,6 +19,10 @@ use tokio::task::JoinHandle;
 struct Directory {
     documents: Mutex<HashMap<String, Value>>,
     requests: AtomicUsize,
+    /// How long each answer takes, in milliseconds.
+    delay_ms: AtomicU64,
+    /// Answer every request with 503 (the directory is down).
+    down: AtomicBool,
 }
 
 /// A running fake PLC directory on a loopback port.
@@ -54,6 +60,16 @@ impl FakePlc {
         self.directory.documents.lock().unwrap().insert(did.to_owned(), document);
     }
 
+    /// Every answer from now on takes `delay` (a slow directory).
+    pub fn slow_down(&self, delay: Duration) {
+        self.directory.delay_ms.store(u64::try_from(delay.as_millis()).unwrap(), Ordering::SeqCst);
+    }
+
+    /// Answers 503 to every request while `down` (requests are still counted).
+    pub fn set_down(&self, down: bool) {
+        self.directory.down.store(down, Ordering::SeqCst);
+    }
+
     /// How many documents were requested so far.
     #[must_use]
     pub fn requests(&self) -> usize {
@@ -86,6 +102,13 @@ pub fn did_document(did: &str, multikey: &str) -> Value {
 
 async fn document(State(directory): State<Arc<Directory>>, Path(did): Path<String>) -> Response {
     directory.requests.fetch_add(1, Ordering::SeqCst);
+    let delay = directory.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if directory.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     match directory.documents.lock().unwrap().get(&did) {
         Some(doc) => Json(doc.clone()).into_response(),
         None => (StatusCode::NOT_FOUND, Json(json!({"message": "DID not registered"}))).into_response(),

@@ -34,6 +34,8 @@ fn default_flags(dir: &Path) -> BTreeMap<String, String> {
         ("--auth-rate-limit-burst", "100000".to_owned()),
         ("--bundle-rate-limit-per-minute", "1000000".to_owned()),
         ("--bundle-rate-limit-burst", "1000000".to_owned()),
+        ("--did-resolutions-per-minute", "1000000".to_owned()),
+        ("--did-resolution-burst", "1000000".to_owned()),
         ("--shutdown-timeout-secs", "5".to_owned()),
     ]
     .into_iter()

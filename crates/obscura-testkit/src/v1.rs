@@ -43,6 +43,14 @@ pub fn jwt_subject(token: &str) -> String {
     claims["sub"].as_str().expect("sub").to_owned()
 }
 
+/// An access token with arbitrary `claims`, signed with the test servers' secret: what a
+/// token for someone the server never registered, or one not valid yet, looks like.
+#[must_use]
+pub fn signed_access_token(claims: &Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(crate::server::TEST_JWT_SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), claims, &key).expect("JWT")
+}
+
 impl V1Client {
     #[must_use]
     pub fn new(base: &str) -> Self {

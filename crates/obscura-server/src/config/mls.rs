@@ -48,18 +48,33 @@ pub struct MlsFlags {
     /// Oldest `iat`, and longest remaining lifetime, a caller token may have, in seconds
     #[arg(long, env = "OBSCURA_MLS_AUTH_MAX_AGE_SECS", default_value_t = 300)]
     pub auth_max_age_secs: u64,
-    /// Development only: accept HS256 caller tokens signed with this secret
+    /// Development only: the secret of HS256 caller tokens (used only with --dev-mode)
     #[arg(long = "dev-jwt-secret", env = "JWT_SECRET", hide_env_values = true)]
     pub dev_jwt_secret: Option<String>,
+    /// Development only: accept HS256 caller tokens signed with --dev-jwt-secret (JWT_SECRET)
+    #[arg(long, env = "OBSCURA_MLS_DEV_MODE", default_value_t = false, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub dev_mode: bool,
     /// PLC directory that resolves did:plc identities
     #[arg(long, env = "OBSCURA_MLS_PLC_DIRECTORY_URL", default_value = "https://plc.directory")]
     pub plc_directory_url: String,
     /// Let did:web resolution reach private and loopback addresses (tests, closed networks)
     #[arg(long, env = "OBSCURA_MLS_DID_ALLOW_PRIVATE_ADDRESSES", default_value_t = false, action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub did_allow_private_addresses: bool,
-    /// Seconds a resolved DID document is trusted before it is fetched again
+    /// Longest a resolved DID key is used, in seconds (past --did-key-max-age-secs only while its directory or host cannot be reached)
     #[arg(long, env = "OBSCURA_MLS_DID_CACHE_TTL_SECS", default_value_t = 3600)]
     pub did_cache_ttl_secs: u64,
+    /// Seconds a resolved DID key is used before it is resolved again: how long a rotated or revoked key keeps working
+    #[arg(long, env = "OBSCURA_MLS_DID_KEY_MAX_AGE_SECS", default_value_t = 300)]
+    pub did_key_max_age_secs: u64,
+    /// Seconds a DID that did not resolve is answered from the cache (transport failures: at most 5)
+    #[arg(long, env = "OBSCURA_MLS_DID_FAILURE_CACHE_SECS", default_value_t = 60)]
+    pub did_failure_cache_secs: u64,
+    /// Outbound DID resolutions per minute per client IP (IPv6: per /64); cache hits are free
+    #[arg(long, env = "OBSCURA_MLS_DID_RESOLUTIONS_PER_MINUTE", default_value_t = 60)]
+    pub did_resolutions_per_minute: u32,
+    /// Burst of outbound DID resolutions per client IP
+    #[arg(long, env = "OBSCURA_MLS_DID_RESOLUTION_BURST", default_value_t = 30)]
+    pub did_resolution_burst: u32,
     /// Seconds a cached DID document is kept before a failed signature may fetch it again
     #[arg(long, env = "OBSCURA_MLS_DID_REFRESH_MIN_INTERVAL_SECS", default_value_t = 30)]
     pub did_refresh_min_interval_secs: u64,
@@ -133,6 +148,10 @@ pub struct MlsSettings {
     pub resolver: ResolverSettings,
     pub cache: CacheSettings,
     pub rate: Rate,
+    /// Outbound DID resolutions per client IP.
+    pub resolutions: Rate,
+    /// A development secret is configured but development mode is off (it is ignored).
+    pub dev_secret_ignored: bool,
     pub key_packages: KeyPackageLimits,
     pub convos: ConvoLimits,
     pub devices: DeviceLimits,
@@ -163,10 +182,10 @@ fn proxy_settings(flags: &MlsFlags, api_port: u16) -> Result<Option<url::Url>, C
         return Ok(None);
     }
     let flag = "enable-direct-xrpc-proxy";
-    if trimmed(&flags.service_did).is_none() || trimmed(&flags.dev_jwt_secret).is_none() {
+    if trimmed(&flags.service_did).is_none() || trimmed(&flags.dev_jwt_secret).is_none() || !flags.dev_mode {
         return Err(invalid(
             flag,
-            "is a development feature: it needs --service-did and --dev-jwt-secret (JWT_SECRET)",
+            "is a development feature: it needs --service-did, --dev-mode and --dev-jwt-secret (JWT_SECRET)",
         ));
     }
     let upstream = http_url("upstream-xrpc-base", flags.upstream_xrpc_base.trim())?;
@@ -180,6 +199,22 @@ fn proxy_settings(flags: &MlsFlags, api_port: u16) -> Result<Option<url::Url>, C
         return Err(invalid("upstream-xrpc-base", "points at this server's own API port; requests would loop"));
     }
     Ok(Some(upstream))
+}
+
+/// `(secret, ignored)`: the HS256 development secret, only when development mode is switched
+/// on explicitly (the seed's `JWT_SECRET` is a name easily exported by mistake, as it reads like
+/// the v1 secret, and the secret lets whoever knows it act as any DID); `ignored` when a secret
+/// is set without the switch, which is worth a warning.
+fn dev_secret(flags: &MlsFlags) -> Result<(Option<Vec<u8>>, bool), ConfigError> {
+    // Held to the server secret's rule even when unused, so turning the switch on later
+    // cannot bring a weak secret into force.
+    let secret =
+        trimmed(&flags.dev_jwt_secret).map(|secret| check_secret(secret, "dev-jwt-secret", "the value")).transpose()?;
+    match (flags.dev_mode, secret) {
+        (true, None) => Err(invalid("dev-mode", "needs --dev-jwt-secret (JWT_SECRET)")),
+        (true, secret) => Ok((secret, false)),
+        (false, secret) => Ok((None, secret.is_some())),
+    }
 }
 
 /// `None` when no service DID is configured (the MLS surface is off). Conversation logs are
@@ -205,6 +240,14 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
     let per_minute = at_least_one("xrpc-rate-limit-per-minute", flags.xrpc_rate_limit_per_minute)?;
     let burst = at_least_one("xrpc-rate-limit-burst", flags.xrpc_rate_limit_burst)?;
     let ttl = positive_secs("did-cache-ttl-secs", flags.did_cache_ttl_secs)?;
+    // A TTL below the max age (an older configuration's "refetch this often") wins.
+    let max_age = positive_secs("did-key-max-age-secs", flags.did_key_max_age_secs)?.min(ttl);
+    let resolutions = Rate {
+        per_period: at_least_one("did-resolutions-per-minute", flags.did_resolutions_per_minute)?,
+        period: Duration::from_secs(60),
+        burst: at_least_one("did-resolution-burst", flags.did_resolution_burst)?,
+    };
+    let (dev_secret, dev_secret_ignored) = dev_secret(flags)?;
     let key_packages_per_device = at_least_one("max-key-packages-per-device", flags.max_key_packages_per_device)?;
     let page_bytes = at_least_one("mls-page-budget-bytes", flags.mls_page_budget_bytes)?;
     Ok(Some(MlsSettings {
@@ -216,10 +259,7 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
             jti_ttl: positive_secs("jti-ttl-seconds", flags.jti_ttl_seconds)?,
             leeway: Duration::from_secs(flags.auth_leeway_secs),
             max_age: positive_secs("auth-max-age-secs", flags.auth_max_age_secs)?,
-            // It lets anyone who knows it act as any DID: held to the server secret's rule.
-            dev_secret: trimmed(&flags.dev_jwt_secret)
-                .map(|secret| check_secret(secret, "dev-jwt-secret", "the value"))
-                .transpose()?,
+            dev_secret,
         },
         endpoint,
         resolver: ResolverSettings {
@@ -228,11 +268,15 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
             timeout: positive_secs("did-timeout-secs", flags.did_timeout_secs)?,
         },
         cache: CacheSettings {
+            max_age,
             ttl,
             min_refresh: Duration::from_secs(flags.did_refresh_min_interval_secs).min(ttl),
+            failure_ttl: positive_secs("did-failure-cache-secs", flags.did_failure_cache_secs)?,
             max_entries: 100_000,
         },
         rate: Rate { per_period: per_minute, period: Duration::from_secs(60), burst },
+        resolutions,
+        dev_secret_ignored,
         blobs: BlobLimits {
             max_bytes: at_least_one("mls-max-blob-bytes", flags.mls_max_blob_bytes)?,
             quota: at_least_one("mls-blob-quota-bytes", flags.mls_blob_quota_bytes)?,
@@ -266,4 +310,41 @@ pub fn mls_settings(flags: &MlsFlags, api_port: u16, retention: Duration) -> Res
         },
         proxy,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        mls: MlsFlags,
+    }
+
+    fn settings(args: &[&str]) -> Result<MlsSettings, ConfigError> {
+        let argv = ["test", "--service-did", "did:web:mls.test"].iter().chain(args);
+        let flags = Flags::try_parse_from(argv).unwrap().mls;
+        mls_settings(&flags, 3000, Duration::from_secs(86_400)).map(Option::unwrap)
+    }
+
+    #[test]
+    fn the_key_max_age_never_exceeds_the_cache_ttl_and_zero_values_are_refused() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.cache.max_age, Duration::from_secs(300));
+        assert_eq!(defaults.cache.failure_ttl, Duration::from_secs(60));
+        let short = settings(&["--did-cache-ttl-secs", "60"]).unwrap();
+        assert_eq!(short.cache.max_age, Duration::from_secs(60), "an older 'refetch every 60 s' still holds");
+        for flag in [
+            "--did-key-max-age-secs",
+            "--did-failure-cache-secs",
+            "--did-resolutions-per-minute",
+            "--did-resolution-burst",
+        ] {
+            let err = settings(&[flag, "0"]).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+    }
 }

@@ -23,3 +23,10 @@ pub trait SharedRateLimiter: Send + Sync + 'static {
         tolerance: Duration,
     ) -> Result<Result<(), Duration>, RateLimitError>;
 }
+
+/// A keyed allowance as a service sees it (the transport's rate-limit tiers are one): admits
+/// one unit of work for `key`, or says how long to wait.
+#[async_trait]
+pub trait Allowance<K: Send + 'static>: Send + Sync + 'static {
+    async fn admit(&self, key: K) -> Result<(), Duration>;
+}

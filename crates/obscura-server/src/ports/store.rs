@@ -93,6 +93,9 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Deletes refresh tokens (spent or not) whose lifetime has ended. Returns how many.
     async fn delete_expired_refresh_tokens(&self, now: UnixMillis, limit: u32) -> Result<u64, StoreError>;
 
+    /// Whether `user` has an account (one primary-key lookup: it runs on every request).
+    async fn user_exists(&self, user: UserId) -> Result<bool, StoreError>;
+
     /// Whether the database takes writes: a row written and removed again in one transaction.
     /// `Full` when there is no room for it.
     async fn ping(&self) -> Result<(), StoreError>;

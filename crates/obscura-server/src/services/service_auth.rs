@@ -1,14 +1,18 @@
 //! ATProto inter-service authentication: who is calling an XRPC method. The caller's PDS signs
 //! a short JWT with the user's `#atproto` key (ES256K or ES256); we check, cheapest first, its
-//! shape, audience (our DID, bare or `#service` form), lifetime (`exp` with leeway, `iat` not in
-//! the future and within the maximum age), method (`lxm`), then the signature against the
-//! issuer's DID document (re-resolved once when it fails: a rotated key), and last that its
-//! `jti` was never seen by any replica. HS256 tokens are a development mode that exists only
-//! when a development secret is configured.
+//! shape, audience (our DID, bare or `#service` form), lifetime (`exp` with leeway, `iat` and
+//! `nbf` not in the future, `iat` within the maximum age), method (`lxm`), then the signature
+//! against the issuer's DID document (re-resolved once when it fails: a rotated key), and last
+//! that its `jti` was never seen by any replica. Resolving an issuer the cache cannot answer
+//! for is an outbound request made on a stranger's behalf, so it is paid from the client IP's
+//! allowance (IPv6 counted per /64). HS256 tokens are a development mode that exists only when
+//! it is switched on explicitly.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde::Deserialize;
@@ -18,7 +22,8 @@ use crate::domain::did::Did;
 use crate::domain::nsid::Nsid;
 use crate::domain::time::UnixMillis;
 use crate::ports::clock::Clock;
-use crate::ports::did::{DidResolver, ResolveError};
+use crate::ports::did::{DidResolver, FetchBudget, ResolveError};
+use crate::ports::rate_limit::Allowance;
 use crate::ports::ttl_cache::TtlCache;
 
 /// Longest token read.
@@ -91,6 +96,9 @@ pub enum AuthError {
     /// The issuer's DID document could not be fetched (network, directory down).
     #[error("issuer resolution: {0}")]
     ResolverDown(ResolveError),
+    /// The client's allowance of outbound DID resolutions is spent.
+    #[error("too many DID resolutions from this address")]
+    Throttled(Duration),
     /// The replay cache is down: tokens cannot be checked, so none are accepted.
     #[error("replay cache: {0}")]
     ReplayCacheDown(String),
@@ -108,6 +116,7 @@ struct Claims {
     aud: serde_json::Value,
     exp: f64,
     iat: Option<f64>,
+    nbf: Option<f64>,
     lxm: Option<String>,
     jti: Option<String>,
 }
@@ -119,10 +128,37 @@ fn decode_part(part: &str) -> Result<Vec<u8>, AuthError> {
         .map_err(|_| AuthError::Malformed("a part is not base64url"))
 }
 
+/// The key a client's resolutions are counted under: its address, or its /64 for IPv6 (one
+/// subscriber's allocation, which it can spread requests across at will).
+#[must_use]
+pub fn resolution_key(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & (u128::MAX << 64))),
+        },
+    }
+}
+
+/// One request's budget: the client's allowance, drawn on only when a fetch is needed.
+struct ClientBudget<'a> {
+    allowance: &'a dyn Allowance<IpAddr>,
+    client: IpAddr,
+}
+
+#[async_trait]
+impl FetchBudget for ClientBudget<'_> {
+    async fn spend(&self) -> Result<(), Duration> {
+        self.allowance.admit(resolution_key(self.client)).await
+    }
+}
+
 /// Verifies service tokens.
 pub struct ServiceAuth {
     settings: ServiceAuthSettings,
     resolver: Arc<dyn DidResolver>,
+    resolutions: Arc<dyn Allowance<IpAddr>>,
     replay: Arc<dyn TtlCache>,
     clock: Arc<dyn Clock>,
 }
@@ -132,10 +168,11 @@ impl ServiceAuth {
     pub fn new(
         settings: ServiceAuthSettings,
         resolver: Arc<dyn DidResolver>,
+        resolutions: Arc<dyn Allowance<IpAddr>>,
         replay: Arc<dyn TtlCache>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { settings, resolver, replay, clock }
+        Self { settings, resolver, resolutions, replay, clock }
     }
 
     /// Our DID.
@@ -150,9 +187,9 @@ impl ServiceAuth {
         &self.settings.service_id
     }
 
-    /// The DID of the caller presenting `token` for method `nsid`.
+    /// The DID of the caller presenting `token` for method `nsid`, from `client`.
     #[tracing::instrument(skip_all, fields(nsid = %nsid), err(level = "debug"))]
-    pub async fn verify(&self, token: &str, nsid: &Nsid) -> Result<Did, AuthError> {
+    pub async fn verify(&self, token: &str, nsid: &Nsid, client: IpAddr) -> Result<Did, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed("longer than 8 KiB"));
         }
@@ -173,9 +210,10 @@ impl ServiceAuth {
         let signature = decode_part(signature)?;
         let issuer = Did::parse(&claims.iss).map_err(|_| AuthError::Malformed("iss is not a DID"))?;
         self.check_claims(&claims, nsid)?;
+        let budget = ClientBudget { allowance: self.resolutions.as_ref(), client };
         match header.alg.as_str() {
-            "ES256K" => self.check_signature(&issuer, KeyAlg::Es256k, signing_input, &signature).await?,
-            "ES256" => self.check_signature(&issuer, KeyAlg::Es256, signing_input, &signature).await?,
+            "ES256K" => self.check_signature(&issuer, KeyAlg::Es256k, signing_input, &signature, &budget).await?,
+            "ES256" => self.check_signature(&issuer, KeyAlg::Es256, signing_input, &signature, &budget).await?,
             "HS256" => self.check_dev_signature(signing_input, &signature)?,
             other => return Err(AuthError::Algorithm(other.chars().take(16).collect())),
         }
@@ -210,6 +248,11 @@ impl ServiceAuth {
                 return Err(AuthError::Expired);
             }
         }
+        if let Some(nbf) = claims.nbf {
+            if seconds_to_millis(nbf)?.0 > now.0.saturating_add(leeway_ms) {
+                return Err(AuthError::Lifetime("not valid yet (nbf)"));
+            }
+        }
         match &claims.lxm {
             Some(lxm) if lxm != nsid.as_str() => return Err(AuthError::Method("names another method")),
             None if s.enforce_lxm => return Err(AuthError::Method("missing")),
@@ -228,10 +271,12 @@ impl ServiceAuth {
         alg: KeyAlg,
         signing_input: &str,
         signature: &[u8],
+        budget: &dyn FetchBudget,
     ) -> Result<(), AuthError> {
         let mut refreshed = false;
         loop {
-            let key = self.resolver.signing_key(issuer, refreshed).await.map_err(|err| match err {
+            let key = self.resolver.signing_key(issuer, refreshed, budget).await.map_err(|err| match err {
+                ResolveError::Throttled(wait) => AuthError::Throttled(wait),
                 ResolveError::Unreachable(_) => AuthError::ResolverDown(err),
                 _ => AuthError::Issuer(err),
             })?;
@@ -291,4 +336,23 @@ fn seconds_to_millis(seconds: f64) -> Result<UnixMillis, AuthError> {
     }
     #[expect(clippy::cast_possible_truncation, reason = "range checked above; sub-millisecond digits are dropped")]
     Ok(UnixMillis((seconds * 1000.0) as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolutions_are_counted_per_ipv4_address_and_per_ipv6_64() {
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(resolution_key(v4), v4);
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(resolution_key(a), resolution_key(b), "one /64 is one client");
+        assert_ne!(resolution_key(a), resolution_key(other));
+        assert_eq!(resolution_key(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        assert_eq!(resolution_key(mapped), v4, "an IPv4 client seen through a dual-stack socket");
+    }
 }

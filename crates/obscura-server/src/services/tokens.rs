@@ -1,5 +1,7 @@
-//! Access tokens (HS256 JWTs with `sub` and `exp` only) and opaque refresh tokens, which are
-//! stored as SHA-256 hashes so a database leak does not leak sessions.
+//! Access tokens (HS256 JWTs with `sub` and `exp`; an `nbf`, when present, is honoured) and
+//! opaque refresh tokens, which are stored as SHA-256 hashes so a database leak does not leak
+//! sessions. A genuine token whose user has no account (a restored database, another server
+//! with the same secret) is refused like a forged one, by one primary-key lookup per request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 use super::ServiceError;
 use crate::domain::ids::UserId;
 use crate::ports::clock::Clock;
-use crate::ports::store::{NewRefreshToken, RefreshTokenHash};
+use crate::ports::store::{AccountStore, NewRefreshToken, RefreshTokenHash};
 
 /// Tolerated clock skew when checking `exp`, in seconds.
 const EXP_LEEWAY_SECS: i64 = 60;
@@ -23,6 +25,8 @@ const EXP_LEEWAY_SECS: i64 = 60;
 struct Claims {
     sub: String,
     exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
 }
 
 /// A freshly issued access token.
@@ -40,15 +44,23 @@ pub struct Tokens {
     validation: Validation,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    accounts: Arc<dyn AccountStore>,
     clock: Arc<dyn Clock>,
 }
 
 impl Tokens {
     #[must_use]
-    pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        secret: &[u8],
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+        accounts: Arc<dyn AccountStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        // `exp` is checked against our clock port below, not the library's wall clock.
+        // `exp` and `nbf` are checked against our clock port below, not the library's wall clock.
         validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.required_spec_claims = ["exp".to_owned()].into();
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -56,6 +68,7 @@ impl Tokens {
             validation,
             access_ttl,
             refresh_ttl,
+            accounts,
             clock,
         }
     }
@@ -63,19 +76,37 @@ impl Tokens {
     /// A new access token for `user`.
     pub fn issue_access(&self, user: UserId) -> Result<AccessToken, ServiceError> {
         let exp = self.clock.now().plus(self.access_ttl).as_secs();
-        let claims = Claims { sub: user.to_string(), exp: u64::try_from(exp).unwrap_or(0) };
+        let claims = Claims { sub: user.to_string(), exp: u64::try_from(exp).unwrap_or(0), nbf: None };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         Ok(AccessToken { token, expires_at: exp })
     }
 
-    /// The user an access token was issued to, if it is genuine and unexpired.
-    pub fn verify_access(&self, token: &str) -> Result<UserId, ServiceError> {
+    /// The user an access token was issued to, if it is genuine, within its lifetime and the
+    /// user has an account.
+    pub async fn authenticate(&self, token: &str) -> Result<UserId, ServiceError> {
+        let user = self.verify_access(token)?;
+        if !self.accounts.user_exists(user).await? {
+            return Err(ServiceError::Unauthorized);
+        }
+        Ok(user)
+    }
+
+    /// The user an access token was issued to, if it is genuine and within its lifetime (the
+    /// account itself is not looked up: see `authenticate`).
+    fn verify_access(&self, token: &str) -> Result<UserId, ServiceError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| ServiceError::Unauthorized)?;
+        let now = self.clock.now().as_secs();
         let exp = i64::try_from(data.claims.exp).map_err(|_| ServiceError::Unauthorized)?;
-        if exp.saturating_add(EXP_LEEWAY_SECS) < self.clock.now().as_secs() {
+        if exp.saturating_add(EXP_LEEWAY_SECS) < now {
             return Err(ServiceError::Unauthorized);
+        }
+        if let Some(nbf) = data.claims.nbf {
+            let nbf = i64::try_from(nbf).map_err(|_| ServiceError::Unauthorized)?;
+            if nbf > now.saturating_add(EXP_LEEWAY_SECS) {
+                return Err(ServiceError::Unauthorized);
+            }
         }
         data.claims.sub.parse().map_err(|_| ServiceError::Unauthorized)
     }

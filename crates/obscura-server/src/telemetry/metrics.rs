@@ -42,6 +42,7 @@ pub const MLS_EVENTS_SENT: &str = "obscura_mls_events_sent_total";
 pub const PUSHES: &str = "obscura_push_notifications_total";
 pub const DB_WRITER_RESETS: &str = "obscura_db_writer_resets_total";
 pub const RATE_LIMIT_DECISIONS: &str = "obscura_rate_limit_decisions_total";
+pub const DID_RESOLUTIONS: &str = "obscura_mls_did_resolutions_total";
 
 /// Latency buckets in seconds, from 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];

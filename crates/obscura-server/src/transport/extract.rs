@@ -73,7 +73,8 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     }
 }
 
-/// The user of a valid `Authorization: Bearer <jwt>` header (401 otherwise).
+/// The user of a valid `Authorization: Bearer <jwt>` header whose account exists (401
+/// otherwise).
 #[derive(Debug, Clone, Copy)]
 pub struct BearerUser(pub UserId);
 
@@ -92,7 +93,7 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ServiceError::Unauthorized)?;
-        let user = tokens.verify_access(token)?;
+        let user = tokens.authenticate(token).await?;
         tracing::Span::current().record("user", tracing::field::display(user));
         Ok(Self(user))
     }

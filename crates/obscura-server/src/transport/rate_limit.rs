@@ -24,7 +24,7 @@ use super::error::ApiError;
 use super::listener::PeerAddr;
 use crate::config::settings::Rate;
 use crate::domain::ids::UserId;
-use crate::ports::rate_limit::SharedRateLimiter;
+use crate::ports::rate_limit::{Allowance, SharedRateLimiter};
 use crate::telemetry::metrics as m;
 
 /// A keyed GCRA limiter. With shared state (Redis) every replica draws on one allowance per
@@ -85,6 +85,13 @@ impl<K: Eq + Hash + Display> Limiter<K> {
     pub fn sweep(&self) {
         let now = Instant::now();
         self.arrivals.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, tat| *tat > now);
+    }
+}
+
+#[async_trait::async_trait]
+impl<K: Eq + Hash + Display + Send + Sync + 'static> Allowance<K> for Limiter<K> {
+    async fn admit(&self, key: K) -> Result<(), Duration> {
+        self.check(key).await
     }
 }
 

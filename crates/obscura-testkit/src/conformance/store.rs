@@ -117,6 +117,8 @@ pub async fn taken_usernames_are_refused_without_writing(store: DynStore) {
     assert!(!store.create_account(account(second)).await.unwrap());
     assert!(store.identity(second).await.unwrap().is_none(), "nothing of the refused account was stored");
     assert_eq!(store.credentials(&name).await.unwrap().map(|(id, _)| id), Some(first));
+    assert!(store.user_exists(first).await.unwrap());
+    assert!(!store.user_exists(second).await.unwrap(), "the refused account does not exist");
 }
 
 pub async fn refresh_tokens_rotate_once_and_reuse_revokes_all(store: DynStore) {

@@ -37,17 +37,18 @@ pub struct Plan {
 /// Decides `change` against `loaded`; `Err` carries the outcome of a refused (or repeated)
 /// change, which writes nothing.
 pub fn decide(change: &ConvoChange, loaded: &Loaded) -> Result<Plan, Changed> {
-    match (&change.commit, loaded.earlier) {
-        (Some(_), Some((epoch, seq, true))) => {
-            return Err(Changed::Duplicate { epoch: epoch.saturating_add(1), seq });
-        }
-        (Some(_), Some((_, _, false))) => return Err(Changed::IdTaken),
-        _ => {}
+    // The sender's own retry is recognised even after it left (it knows its own commit).
+    if let (Some(_), Some((epoch, seq, true))) = (&change.commit, loaded.earlier) {
+        return Err(Changed::Duplicate { epoch: epoch.saturating_add(1), seq });
     }
     let role = |did: &Did| loaded.members.iter().find(|(member, _)| member == did.as_str()).map(|(_, admin)| *admin);
     let Some(actor_is_admin) = role(&change.actor) else {
         return Err(Changed::NotMember);
     };
+    // Only after membership: otherwise an outsider learns which msgIds exist.
+    if let (Some(_), Some((_, _, false))) = (&change.commit, loaded.earlier) {
+        return Err(Changed::IdTaken);
+    }
     if let Some(commit) = &change.commit {
         if commit.epoch != loaded.epoch {
             return Err(Changed::EpochMismatch { current: loaded.epoch });
@@ -170,6 +171,8 @@ mod tests {
         state.earlier = Some((2, 7, false));
         let outcome = decide(&change("bob", RosterChange::None, Some(3)), &state);
         assert_eq!(outcome, Err(Changed::IdTaken), "another entry has this msgId");
+        let outcome = decide(&change("carol", RosterChange::None, Some(3)), &state);
+        assert_eq!(outcome, Err(Changed::NotMember), "an outsider does not learn the msgId is taken");
     }
 
     #[test]

@@ -30,7 +30,7 @@ async fn connect(
     ApiQuery(query): ApiQuery<GatewayQuery>,
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade.map_err(|e| ApiError::Rejected { status: e.status(), text: e.body_text() })?;
-    let user = state.tokens.verify_access(&query.token)?;
+    let user = state.tokens.authenticate(&query.token).await?;
     if !state.delivery.can_connect(user).await? {
         return Err(ServiceError::IdentityKeyMissing.into());
     }

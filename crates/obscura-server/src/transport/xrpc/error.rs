@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::services::mls::MlsError;
 use crate::services::service_auth::AuthError;
 use crate::services::ServiceError;
+use crate::transport::rate_limit::retry_after_secs;
 
 /// Anything an XRPC request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,14 @@ impl XrpcError {
                     A::Malformed(_) | A::Algorithm(_) | A::DevModeOff | A::Lifetime(_) | A::MissingJti => {
                         (unauthorized, "BadJwt", message)
                     }
+                    A::Throttled(wait) => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "RateLimitExceeded",
+                        format!(
+                            "Too many DID resolutions from this address; retry after {} seconds",
+                            retry_after_secs(*wait)
+                        ),
+                    ),
                     A::ResolverDown(_) => (
                         StatusCode::BAD_GATEWAY,
                         "UpstreamFailure",
@@ -166,8 +175,13 @@ impl IntoResponse for XrpcError {
             fields.insert("currentEpoch".into(), json!(current));
         }
         let mut response = (status, Json(body)).into_response();
-        if let Self::RateLimited { retry_after_secs } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        let wait = match self {
+            Self::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            Self::Auth(AuthError::Throttled(wait)) => Some(retry_after_secs(wait)),
+            _ => None,
+        };
+        if let Some(secs) = wait {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::XrpcError;
 use super::event_stream::{self, Admitted};
-use super::extract::{Caller, XrpcJson, XrpcQuery};
+use super::extract::{Caller, XrpcBytes, XrpcJson, XrpcQuery};
 use super::XrpcState;
 use crate::services::mls::events::StreamError;
 
@@ -68,7 +68,7 @@ async fn ticket(
     State(state): State<XrpcState>,
     headers: HeaderMap,
     Caller(caller): Caller,
-    body: axum::body::Bytes,
+    XrpcBytes(body): XrpcBytes,
 ) -> Result<Json<TicketOutput>, XrpcError> {
     // The input is optional: an empty body asks for a ticket to every conversation.
     let input: TicketInput = if body.iter().all(u8::is_ascii_whitespace) {

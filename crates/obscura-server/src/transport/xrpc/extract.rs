@@ -1,10 +1,12 @@
-//! Extractors of the XRPC surface: the authenticated caller (service JWT, then the per-DID
-//! per-method rate limit), JSON bodies and query parameters (repeated keys become arrays, as
-//! XRPC clients send them). Every rejection is an `InvalidRequest` that names the problem.
+//! Extractors of the XRPC surface: the authenticated caller (service JWT, its issuer resolved
+//! on the client IP's allowance, then the per-DID per-method rate limit), JSON and raw bodies,
+//! and query parameters (repeated keys become arrays, as XRPC clients send them). Every
+//! rejection is an XRPC error body that names the problem.
 
 use std::fmt;
+use std::net::IpAddr;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -16,7 +18,7 @@ use super::XrpcState;
 use crate::domain::did::Did;
 use crate::domain::nsid::Nsid;
 use crate::services::service_auth::AuthError;
-use crate::transport::rate_limit::retry_after_secs;
+use crate::transport::rate_limit::{retry_after_secs, ClientIp};
 
 /// A DID calling a method: the key of the per-method rate limit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,7 +56,9 @@ impl FromRequestParts<XrpcState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
-        let did = state.auth.verify(token, &nsid).await?;
+        // Set by the per-IP tier in front of every XRPC route.
+        let client = parts.extensions.get::<ClientIp>().map_or(IpAddr::from([0, 0, 0, 0]), |ClientIp(ip)| *ip);
+        let did = state.auth.verify(token, &nsid, client).await?;
         tracing::Span::current().record("user", tracing::field::display(&did));
         state
             .limiter
@@ -81,6 +85,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for XrpcJson<T> {
                 _ => XrpcError::invalid(e.body_text()),
             },
         )
+    }
+}
+
+/// A whole body as bytes (for inputs that may be empty), with the same rejections as
+/// `XrpcJson`: 413 past the body limit, 400 for a body that cannot be read.
+pub struct XrpcBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for XrpcBytes {
+    type Rejection = XrpcError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state).await.map(Self).map_err(|e: BytesRejection| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                XrpcError::named(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "Request body too large")
+            }
+            _ => XrpcError::invalid("the request body could not be read"),
+        })
     }
 }
 

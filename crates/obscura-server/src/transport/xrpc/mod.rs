@@ -61,6 +61,8 @@ pub struct XrpcState {
     pub auth: Arc<ServiceAuth>,
     pub mls: MlsServices,
     pub limiter: Arc<Limiter<MethodCall>>,
+    /// Outbound DID resolutions per client IP (held here for the sweep; the verifier draws on it).
+    pub resolution_limiter: Arc<Limiter<std::net::IpAddr>>,
     /// Public base URL of this service (the `serviceEndpoint` of our DID document).
     pub endpoint: Option<url::Url>,
     /// Largest request body of the XRPC surface.

@@ -99,6 +99,19 @@ async fn expired_old_future_and_long_lived_tokens_are_refused() {
 }
 
 #[tokio::test]
+async fn a_service_token_not_valid_yet_is_refused() {
+    let world = MlsWorld::start().await;
+    let user = world.user();
+    let now = now_secs();
+    let mut claims = user.identity.claims(SERVICE_DID, STATUS);
+    claims["nbf"] = json!(now + 600);
+    assert_refused(&user, &user.identity.sign_claims(&claims), "BadJwt").await;
+    claims["nbf"] = json!(now + 5);
+    claims["jti"] = json!("within-the-leeway");
+    assert_eq!(call(&user, Some(&user.identity.sign_claims(&claims))).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_replayed_jti_and_a_missing_jti_are_refused() {
     let world = MlsWorld::start().await;
     let user = world.user();
@@ -188,7 +201,12 @@ async fn hs256_tokens_are_accepted_only_in_development_mode() {
     let user = production.user();
     assert_refused(&user, &dev_token(secret, &claims(user.did())), "BadJwt").await;
 
-    let development = MlsWorld::with_flags(&[("--dev-jwt-secret", secret)]).await;
+    // The secret alone (the seed's generic `JWT_SECRET`) does not switch development mode on.
+    let secret_only = MlsWorld::with_flags(&[("--dev-jwt-secret", secret)]).await;
+    let user = secret_only.client(AtprotoIdentity::generate(Curve::K256));
+    assert_refused(&user, &dev_token(secret, &claims(user.did())), "BadJwt").await;
+
+    let development = MlsWorld::with_flags(&[("--dev-jwt-secret", secret), ("--dev-mode", "true")]).await;
     // No DID document is needed in development mode.
     let user = development.client(AtprotoIdentity::generate(Curve::K256));
     assert_eq!(call(&user, Some(&dev_token(secret, &claims(user.did())))).await.0, StatusCode::OK);

@@ -364,3 +364,19 @@ async fn commits_and_messages_come_in_pages_within_the_byte_budget_with_a_cursor
     }
     assert_eq!(seqs, [1, 2, 3]);
 }
+
+#[tokio::test]
+async fn a_non_member_cannot_learn_whether_a_commit_msg_id_exists() {
+    let world = MlsWorld::start().await;
+    let (alice, _bob, convo, mut alice_group, _bob_group) = alice_and_bob(&world).await;
+    let commit = pad(alice.mls.self_update(&mut alice_group));
+    ok(alice.send_bytes(&convo, 1, &commit, "01HZPROBE0000000000000001").await);
+    let outsider = Member::new(&world);
+    // A taken msgId and a fresh one get the same answer: the outsider learns nothing.
+    for msg_id in ["01HZPROBE0000000000000001", "01HZPROBE0000000000000002"] {
+        let reply = outsider.send_bytes(&convo, 1, &commit, msg_id).await;
+        assert_eq!(error(&reply), (StatusCode::FORBIDDEN, "NotMember"), "{msg_id}: {}", reply.1);
+    }
+    // Alice's retry is still recognised as hers.
+    ok(alice.send_bytes(&convo, 1, &commit, "01HZPROBE0000000000000001").await);
+}

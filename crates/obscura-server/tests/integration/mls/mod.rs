@@ -5,6 +5,7 @@ mod auth;
 mod blobs;
 mod convos;
 mod devices;
+mod did_cache;
 mod events;
 mod key_packages;
 mod members;

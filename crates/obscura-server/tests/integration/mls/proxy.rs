@@ -43,6 +43,7 @@ async fn unknown_methods_are_forwarded_with_only_authorization_and_content_type(
     let (upstream_url, seen) = upstream().await;
     let world = MlsWorld::with_flags(&[
         ("--dev-jwt-secret", "a development secret of some length"),
+        ("--dev-mode", "true"),
         ("--enable-direct-xrpc-proxy", "true"),
         ("--upstream-xrpc-base", &upstream_url),
     ])
@@ -98,10 +99,35 @@ async fn the_proxy_is_refused_outside_development_mode_and_pointed_at_itself() {
         assert!(refused.unwrap_err().contains("dev-jwt-secret"), "{weak} signs tokens for any DID");
     }
     let secret = "a development secret of some length";
-    let dev = ["--service-did", "did:web:mls.test", "--dev-jwt-secret", secret, "--enable-direct-xrpc-proxy", "true"];
+    let secret_only =
+        ["--service-did", "did:web:mls.test", "--dev-jwt-secret", secret, "--enable-direct-xrpc-proxy", "true"];
+    assert!(settings(&secret_only).unwrap_err().contains("dev-mode"), "a secret alone is not development mode");
+    let dev = [
+        "--service-did",
+        "did:web:mls.test",
+        "--dev-jwt-secret",
+        secret,
+        "--dev-mode",
+        "true",
+        "--enable-direct-xrpc-proxy",
+        "true",
+    ];
     let looping = settings(&dev);
     assert!(looping.unwrap_err().contains("upstream-xrpc-base"), "the default upstream is this server itself");
     let mut elsewhere = dev.to_vec();
     elsewhere.extend_from_slice(&["--upstream-xrpc-base", "http://127.0.0.1:3001"]);
     assert!(settings(&elsewhere).is_ok());
+}
+
+#[test]
+fn development_tokens_need_the_explicit_switch_not_just_a_secret() {
+    let secret = "a development secret of some length";
+    let base = ["--service-did", "did:web:mls.test", "--dev-jwt-secret", secret];
+    let quiet = settings(&base).unwrap();
+    assert!(quiet.mls.unwrap().auth.dev_secret.is_none(), "JWT_SECRET alone does not accept HS256 tokens");
+    let mut on = base.to_vec();
+    on.extend_from_slice(&["--dev-mode", "true"]);
+    assert!(settings(&on).unwrap().mls.unwrap().auth.dev_secret.is_some());
+    let without_secret = settings(&["--service-did", "did:web:mls.test", "--dev-mode", "true"]);
+    assert!(without_secret.unwrap_err().contains("dev-mode"), "development mode needs its secret");
 }

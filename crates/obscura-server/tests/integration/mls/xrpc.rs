@@ -95,3 +95,56 @@ async fn the_per_ip_limit_answers_xrpc_callers_in_xrpc_form() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "RateLimitExceeded", "{body}");
 }
+
+/// A raw HTTP/1.1 exchange: what a client with a broken body encoder sends.
+async fn raw_exchange(base: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut reply)).await;
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test]
+async fn subscription_ticket_bodies_that_are_too_large_or_broken_get_xrpc_errors() {
+    let world = MlsWorld::start().await;
+    let user = world.user();
+    let nsid = "blue.catbird.mls.getSubscriptionTicket";
+    let url = world.server.url(&format!("/xrpc/{nsid}"));
+    let http = reqwest::Client::new();
+    let oversize = http
+        .post(&url)
+        .bearer_auth(user.identity.service_token(SERVICE_DID, nsid))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 8 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversize.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = oversize.json().await.expect("a JSON error body");
+    assert_eq!(body["error"], "PayloadTooLarge", "{body}");
+    for broken in ["{\"convoId\":", "\u{1}", "[1, 2]"] {
+        let reply = http
+            .post(&url)
+            .bearer_auth(user.identity.service_token(SERVICE_DID, nsid))
+            .header("content-type", "application/json")
+            .body(broken)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "{broken:?}");
+        let body: Value = reply.json().await.expect("a JSON error body");
+        assert_eq!(body["error"], "InvalidRequest", "{broken:?}: {body}");
+    }
+    // A chunked body whose framing breaks half-way.
+    let token = user.identity.service_token(SERVICE_DID, nsid);
+    let request = format!(
+        "POST /xrpc/{nsid} HTTP/1.1\r\nhost: mls.obscura.test\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n2\r\n{{}}\r\nzz\r\n"
+    );
+    let reply = raw_exchange(&world.server.base, request.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("application/json") && reply.contains("\"InvalidRequest\""), "{reply}");
+}

@@ -5,3 +5,4 @@ mod expiry;
 mod keys;
 mod messages;
 mod push;
+mod tokens;

@@ -131,6 +131,15 @@ impl AccountStore for PostgresStore {
         Ok(done.rows_affected())
     }
 
+    async fn user_exists(&self, user: UserId) -> Result<bool, StoreError> {
+        let row: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(row.is_some())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         PostgresStore::ping(self).await
     }

@@ -128,6 +128,15 @@ impl AccountStore for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn user_exists(&self, user: UserId) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM users WHERE id = ?")
+            .bind(user)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(row.is_some())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         SqliteStore::ping(self).await
     }
