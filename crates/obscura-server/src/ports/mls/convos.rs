@@ -269,13 +269,14 @@ impl PageBudget {
     /// at `limit`.
     #[must_use]
     pub fn fitting(&self, sizes: impl IntoIterator<Item = u64>) -> usize {
-        let mut used = 0u64;
+        // Wide enough that no sum of u64 sizes saturates (a count-only budget takes them all).
+        let mut used = 0u128;
         let mut fit = 0;
         for size in sizes {
-            if used >= self.bytes {
+            if used >= u128::from(self.bytes) {
                 break;
             }
-            used = used.saturating_add(size);
+            used += u128::from(size);
             fit += 1;
         }
         fit
