@@ -175,7 +175,7 @@ impl App {
         let accounts = Arc::new(Accounts::new(
             store.clone(),
             Arc::clone(&prekeys),
-            Passwords::new()?,
+            Passwords::new(settings.password_hashing)?,
             Arc::clone(&tokens),
             Arc::clone(&clock),
         ));

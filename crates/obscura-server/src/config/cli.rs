@@ -97,6 +97,14 @@ pub struct Cli {
     #[arg(long, env = "OBSCURA_AUTH_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     pub refresh_token_ttl_days: u64,
 
+    /// Password hashes (login, registration) computed at once; each holds 19 MiB while it runs
+    /// [default: the number of CPUs]
+    #[arg(long, env = "OBSCURA_PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+    /// Milliseconds a login or registration waits for a hashing slot before it is answered 503
+    #[arg(long, env = "OBSCURA_PASSWORD_HASH_QUEUE_TIMEOUT_MS", default_value_t = 5000)]
+    pub password_hash_queue_timeout_ms: u64,
+
     /// Requests per second per client IP (standard tier)
     #[arg(long, env = "OBSCURA_RATE_LIMIT_PER_SECOND", default_value_t = 10)]
     pub rate_limit_per_second: u32,

@@ -13,6 +13,7 @@ use rand::RngCore as _;
 use super::cli::Cli;
 use crate::adapters::store::Backend;
 use crate::domain::time::days;
+use crate::services::passwords::HashLimits;
 use crate::telemetry::logging::LogFormat;
 use crate::telemetry::OtlpSettings;
 pub use crate::transport::tls::TlsSettings;
@@ -124,6 +125,7 @@ pub struct Settings {
     pub jwt_secret: Vec<u8>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    pub password_hashing: HashLimits,
     pub message_ttl: Duration,
     pub rate_limits: RateLimitSettings,
     pub health_timeouts: crate::services::health::HealthTimeouts,
@@ -221,6 +223,16 @@ impl Settings {
             jwt_secret,
             access_token_ttl: secs("access-token-ttl-secs", cli.access_token_ttl_secs)?,
             refresh_token_ttl: days(cli.refresh_token_ttl_days),
+            password_hashing: HashLimits {
+                concurrency: match cli.password_hash_concurrency {
+                    Some(set) => at_least_one("password-hash-concurrency", set)?,
+                    None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                },
+                queue_timeout: Duration::from_millis(at_least_one(
+                    "password-hash-queue-timeout-ms",
+                    cli.password_hash_queue_timeout_ms,
+                )?),
+            },
             message_ttl: days(at_least_one("ttl-days", cli.ttl_days)?),
             rate_limits: RateLimitSettings {
                 standard: rate(
@@ -590,6 +602,27 @@ mod tests {
         assert_eq!(
             tls(&["--tls-key-file", "k.pem"]).err().as_deref(),
             Some("--tls-cert-file: is required with --tls-key-file")
+        );
+    }
+
+    #[test]
+    fn password_hashing_takes_at_least_one_slot_and_a_queue_timeout() {
+        let hashing = |args: &[&str]| {
+            let mut all = vec!["--jwt-secret", "0123456789abcdef"];
+            all.extend_from_slice(args);
+            parse(&all).map(|s| s.password_hashing).map_err(|e| e.to_string())
+        };
+        let defaults = hashing(&[]).unwrap();
+        assert!(defaults.concurrency >= 1);
+        assert_eq!(defaults.queue_timeout, Duration::from_secs(5));
+        assert_eq!(hashing(&["--password-hash-concurrency", "3"]).unwrap().concurrency, 3);
+        assert_eq!(
+            hashing(&["--password-hash-concurrency", "0"]).err().as_deref(),
+            Some("--password-hash-concurrency: must be at least 1")
+        );
+        assert_eq!(
+            hashing(&["--password-hash-queue-timeout-ms", "0"]).err().as_deref(),
+            Some("--password-hash-queue-timeout-ms: must be at least 1")
         );
     }
 
