@@ -74,6 +74,17 @@ pub struct Cli {
     /// PEM private key of --tls-cert-file (PKCS#8, PKCS#1 or SEC1)
     #[arg(long, env = "OBSCURA_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
+    /// Seconds a client may take to send a request head, from its first byte
+    #[arg(long, env = "OBSCURA_HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_read_timeout_secs: u64,
+    /// Seconds an API connection with no request in flight may stay silent before it is closed
+    /// (WebSockets follow --ws-idle-timeout-secs instead)
+    #[arg(long, env = "OBSCURA_HTTP_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub http_idle_timeout_secs: u64,
+    /// Most connections open at once on the API port, WebSockets included; further ones are
+    /// closed as soon as they are accepted
+    #[arg(long, env = "OBSCURA_SERVER_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Seconds to drain connections and background work on shutdown
     #[arg(long, env = "OBSCURA_SERVER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 5)]
     pub shutdown_timeout_secs: u64,

@@ -16,6 +16,7 @@ use crate::domain::time::days;
 use crate::services::passwords::HashLimits;
 use crate::telemetry::logging::LogFormat;
 use crate::telemetry::OtlpSettings;
+use crate::transport::serve::HttpLimits;
 pub use crate::transport::tls::TlsSettings;
 
 /// The placeholder secret of the reference release; refusing it keeps it out of production.
@@ -121,6 +122,10 @@ pub struct Settings {
     pub api_addr: SocketAddr,
     pub mgmt_addr: SocketAddr,
     pub shutdown_timeout: Duration,
+    /// Header-read and idle timeouts of API connections.
+    pub http: HttpLimits,
+    /// Most connections open at once on the API port.
+    pub max_connections: usize,
     pub storage: StorageSettings,
     pub jwt_secret: Vec<u8>,
     pub access_token_ttl: Duration,
@@ -211,6 +216,11 @@ impl Settings {
             api_addr: SocketAddr::new(host, cli.server_port),
             mgmt_addr: SocketAddr::new(host, cli.mgmt_port),
             shutdown_timeout: secs("shutdown-timeout-secs", cli.shutdown_timeout_secs)?,
+            http: HttpLimits {
+                header_read_timeout: secs("http-header-read-timeout-secs", cli.http_header_read_timeout_secs)?,
+                idle_timeout: secs("http-idle-timeout-secs", cli.http_idle_timeout_secs)?,
+            },
+            max_connections: at_least_one("max-connections", cli.max_connections)?,
             storage: StorageSettings {
                 database_url,
                 blobs: blob_settings(cli)?,
@@ -624,6 +634,18 @@ mod tests {
             hashing(&["--password-hash-queue-timeout-ms", "0"]).err().as_deref(),
             Some("--password-hash-queue-timeout-ms: must be at least 1")
         );
+    }
+
+    #[test]
+    fn connection_bounds_have_defaults_and_name_their_flags() {
+        let settings = parse(&["--jwt-secret", "0123456789abcdef"]).unwrap();
+        assert_eq!(settings.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(settings.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(settings.max_connections, 10_000);
+        for flag in ["--http-header-read-timeout-secs", "--http-idle-timeout-secs", "--max-connections"] {
+            let err = parse(&["--jwt-secret", "0123456789abcdef", flag, "0"]).err().map(|e| e.to_string());
+            assert_eq!(err, Some(format!("{flag}: must be at least 1")));
+        }
     }
 
     #[test]

@@ -9,6 +9,9 @@ use super::otel_metrics::OtelRecorder;
 
 pub const HTTP_REQUESTS: &str = "obscura_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "obscura_http_request_duration_seconds";
+pub const HTTP_CONNECTIONS: &str = "obscura_http_connections";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "obscura_http_connections_refused_total";
+pub const HTTP_CONNECTIONS_TIMED_OUT: &str = "obscura_http_connections_timed_out_total";
 pub const WEBSOCKET_CONNECTIONS: &str = "obscura_websocket_connections";
 pub const WEBSOCKET_ACKS_RECEIVED: &str = "obscura_websocket_acks_received_total";
 pub const REGISTRATIONS: &str = "obscura_registrations_total";
