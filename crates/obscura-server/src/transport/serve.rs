@@ -48,7 +48,11 @@ pub struct HttpLimits {
 /// Serves `router` on `listener` until `shutdown` is cancelled and every connection has ended.
 pub async fn serve(mut listener: ApiListener, router: Router, limits: HttpLimits, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // `Activity` keeps the header clock instead of hyper: hyper's also runs while a keep-alive
+    // connection waits for its next request, so it would close idle connections at the header
+    // timeout, long before the idle timeout.
+    builder.http1().header_read_timeout(None);
     loop {
         let (io, peer) = tokio::select! {
             biased;
