@@ -56,8 +56,10 @@ use crate::services::push::PushTokens;
 use crate::services::push_dispatch::{PushDispatch, PushTiming};
 use crate::services::service_auth::ServiceAuth;
 use crate::services::tokens::Tokens;
-use crate::transport::listener::{ApiListener, PeerAddr};
+use crate::transport::connections::ConnectionSlots;
+use crate::transport::listener::ApiListener;
 use crate::transport::rate_limit::{IpTier, Limiter};
+use crate::transport::serve::serve;
 use crate::transport::tls::{self, ReloadableCert, TlsError};
 use crate::transport::xrpc::proxy::DevProxy;
 use crate::transport::xrpc::{MlsServices, StreamSettings, XrpcState};
@@ -177,7 +179,7 @@ impl App {
         let accounts = Arc::new(Accounts::new(
             store.clone(),
             Arc::clone(&prekeys),
-            Passwords::new()?,
+            Passwords::new(settings.password_hashing)?,
             Arc::clone(&tokens),
             Arc::clone(&clock),
         ));
@@ -323,9 +325,10 @@ impl App {
             xrpc,
         };
         let api = bind(settings.api_addr).await?;
+        let slots = ConnectionSlots::new(settings.max_connections);
         let api = match &tls {
-            Some(cert) => ApiListener::tls(api, cert.server_config()?)?,
-            None => ApiListener::plain(api)?,
+            Some(cert) => ApiListener::tls(api, cert.server_config()?, slots)?,
+            None => ApiListener::plain(api, slots)?,
         };
         let mgmt = bind(settings.mgmt_addr).await?;
         let mut stored_kinds: Vec<Arc<dyn RecordedObjects>> =
@@ -438,13 +441,13 @@ impl App {
                 tracing::warn!(error = %err, "cannot watch SIGHUP; the TLS certificate will not be reloaded");
             }
         }
-        let api = axum::serve(self.api, api_router(state.clone()).into_make_service_with_connect_info::<PeerAddr>())
-            .with_graceful_shutdown(async move { stop_api.cancelled().await });
+        let api = serve(self.api, api_router(state.clone()), self.settings.http, stop_api);
+        // The management port keeps axum's server: it is for operators and probes, not clients.
         let stop_mgmt = CancellationToken::new();
         let mgmt_stopped = stop_mgmt.clone();
         let mgmt = axum::serve(self.mgmt, mgmt_router(state.clone()))
             .with_graceful_shutdown(async move { mgmt_stopped.cancelled().await });
-        let api_task = tokio::spawn(async move { api.await });
+        let api_task = tokio::spawn(api);
         let mgmt_task = tokio::spawn(async move { mgmt.await });
 
         shutdown.await;
@@ -456,10 +459,8 @@ impl App {
         if timeout_at(deadline, state.sessions.wait()).await.is_err() {
             tracing::warn!("WebSocket sessions still open at the shutdown deadline");
         }
-        match timeout_at(deadline, api_task).await {
-            Ok(Ok(Err(err))) => tracing::error!(error = %err, "API server failed"),
-            Err(_) => tracing::warn!("requests still running at the shutdown deadline"),
-            _ => {}
+        if timeout_at(deadline, api_task).await.is_err() {
+            tracing::warn!("requests still running at the shutdown deadline");
         }
         workers_cancel.cancel();
         for worker in workers {

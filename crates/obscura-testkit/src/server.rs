@@ -256,6 +256,12 @@ impl ProcessServer {
         }
     }
 
+    /// The child's process id, while it runs (to read its `/proc` entries).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Every line the server wrote to stdout so far.
     #[must_use]
     pub fn output(&self) -> Vec<String> {

@@ -235,3 +235,84 @@ impl SharedBackends {
         flags
     }
 }
+
+/// A `redis-server` (or `valkey-server`) of the test's own on a loopback port, which the test
+/// may kill and start again on the same port, as a Redis restart looks to the server. Never the
+/// shared test Redis: killing that would break every other test. Killed when dropped.
+pub struct RedisProcess {
+    binary: std::path::PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl RedisProcess {
+    /// Starts one on a free port, or `None` (skipped) without a Redis binary on `PATH`; a
+    /// failure under `CI=true`.
+    pub async fn start() -> Option<Self> {
+        let binary = ["redis-server", "valkey-server"].iter().find_map(|name| {
+            std::env::var_os("PATH")
+                .into_iter()
+                .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        });
+        let Some(binary) = binary else {
+            let test = std::thread::current().name().unwrap_or("a test").to_owned();
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{test} needs redis-server (CI=true forbids skipping)"
+            );
+            eprintln!("SKIPPED {test}: needs redis-server or valkey-server on PATH");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut redis = Self { binary, port, dir, child: None };
+        redis.restart().await;
+        Some(redis)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: connections drop, new ones are refused.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again) on the same port, empty, and waits until it answers `PING`.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new(&self.binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .current_dir(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        let answers = crate::eventually(Duration::from_secs(10), || async {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let Ok(mut conn) = tokio::net::TcpStream::connect(&addr).await else { return false };
+            let mut reply = [0u8; 7];
+            conn.write_all(b"PING\r\n").await.is_ok()
+                && conn.read_exact(&mut reply).await.is_ok()
+                && &reply == b"+PONG\r\n"
+        })
+        .await;
+        assert!(answers, "redis-server answers on port {}", self.port);
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,9 +1,18 @@
 //! The connection to Redis/Valkey shared by the notifier, the push queue and the rate limiter.
 //!
 //! The server starts and keeps serving while Redis is unreachable: the link connects on first
-//! use, waits out a growing backoff (`--pubsub-min-backoff-secs` up to `--pubsub-max-backoff-secs`)
-//! between failed attempts instead of hammering a dead server, and once connected the
-//! `ConnectionManager` reconnects by itself. Every command is bounded by `--pubsub-timeout-ms`.
+//! use and, after a failure, makes callers fail fast for a backoff instead of each dialling a
+//! dead server. Every command is bounded by `--pubsub-timeout-ms`.
+//!
+//! Recovery must be quick once Redis is back (issue 14: wake-ups stalled for the whole maximum
+//! backoff after a restart). So a connection that failed is discarded, never reused: the
+//! `ConnectionManager`'s own reconnection would hand the next command the error of an attempt
+//! made during the outage. Only the connection in use counts: an error from one that was
+//! already replaced says nothing about Redis now. Any answer from Redis — a command, a new
+//! connection, the pub/sub listener subscribing again — ends the backoff. And the backoff grows
+//! (`--pubsub-min-backoff-secs` doubling up to `--pubsub-max-backoff-secs`) only for failures
+//! that cost time, timeouts and dropped connections; a refused connection costs nothing and
+//! usually means Redis is restarting, so it is retried after the minimum.
 
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
@@ -21,6 +30,35 @@ pub enum LinkError {
     Redis(#[from] redis::RedisError),
     #[error("redis: not retrying for another {0:?}")]
     BackingOff(Duration),
+}
+
+/// How an attempt to use Redis failed, which decides how long to wait before the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Nothing listens at the address: cheap to ask again soon.
+    Refused,
+    /// A timeout or a connection that broke: back off further each time.
+    Lost,
+}
+
+impl Failure {
+    #[must_use]
+    pub fn of(err: &redis::RedisError) -> Self {
+        if err.is_connection_refusal() {
+            Self::Refused
+        } else {
+            Self::Lost
+        }
+    }
+}
+
+/// Whether `err` says the connection is unusable (rather than that Redis refused a command).
+fn connection_failed(err: &redis::RedisError) -> bool {
+    err.is_timeout()
+        || err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_unrecoverable_error()
 }
 
 /// Exponential backoff between two bounds.
@@ -44,6 +82,15 @@ impl Backoff {
         wait
     }
 
+    /// The wait after a failure of this kind: refusals wait the minimum and leave the growth
+    /// where it was.
+    pub fn after(&mut self, failure: Failure) -> Duration {
+        match failure {
+            Failure::Refused => self.min,
+            Failure::Lost => self.next_wait(),
+        }
+    }
+
     /// Back to the shortest wait after a success.
     pub fn reset(&mut self) {
         self.current = self.min;
@@ -54,13 +101,20 @@ impl Backoff {
 pub struct RedisLink {
     client: redis::Client,
     settings: PubSubSettings,
-    /// The current connection; dropped after a timeout, since a connection that stopped
-    /// answering (a network black hole) may never report itself closed.
-    manager: Mutex<Option<ConnectionManager>>,
+    /// The current connection and its number; dropped after any connection failure (a
+    /// connection that stopped answering, a network black hole, may never report itself closed).
+    manager: Mutex<Current>,
     /// Held while connecting, so callers wait for one attempt instead of each dialling Redis.
     connecting: tokio::sync::Mutex<()>,
     /// No new connection attempt before this instant (after a failure).
     retry: Mutex<(Instant, Backoff)>,
+}
+
+/// The connection in use, numbered so that a failure on one already replaced is recognised.
+#[derive(Default)]
+struct Current {
+    generation: u64,
+    manager: Option<ConnectionManager>,
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -77,7 +131,7 @@ impl RedisLink {
         Ok(Self {
             client,
             settings,
-            manager: Mutex::new(None),
+            manager: Mutex::new(Current::default()),
             connecting: tokio::sync::Mutex::new(()),
             retry: Mutex::new((Instant::now(), backoff)),
         })
@@ -100,21 +154,22 @@ impl RedisLink {
         &self.settings
     }
 
-    /// A handle on the shared command connection, unless Redis failed recently and the
-    /// backoff has not passed (then callers fail at once instead of each waiting out a timeout).
-    async fn conn(&self) -> Result<ConnectionManager, LinkError> {
+    /// A handle on the shared command connection and its number, unless Redis failed recently
+    /// and the backoff has not passed (then callers fail at once instead of each waiting out a
+    /// timeout).
+    async fn conn(&self) -> Result<(u64, ConnectionManager), LinkError> {
         self.backing_off()?;
-        if let Some(manager) = self.current() {
-            return Ok(manager);
+        if let Some(current) = self.current() {
+            return Ok(current);
         }
         let _connecting = self.connecting.lock().await;
         // Callers queued behind a failed attempt fail fast instead of each dialling in turn.
         self.backing_off()?;
-        if let Some(manager) = self.current() {
-            return Ok(manager);
+        if let Some(current) = self.current() {
+            return Ok(current);
         }
-        // One attempt per call: a request must not wait out a retry loop; the backoff above
-        // spaces the attempts instead.
+        // One attempt per call, no retries inside the manager: a request must not wait out a
+        // retry loop, and a failed connection is replaced rather than repaired (module docs).
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.settings.timeout))
             .set_response_timeout(Some(self.settings.timeout))
@@ -122,37 +177,65 @@ impl RedisLink {
             .set_min_delay(self.settings.min_backoff)
             .set_max_delay(self.settings.max_backoff);
         match self.client.get_connection_manager_with_config(config).await {
-            Ok(connected) => Ok(self.manager.lock().unwrap_or_else(PoisonError::into_inner).insert(connected).clone()),
+            Ok(connected) => {
+                self.answered();
+                let mut current = self.manager.lock().unwrap_or_else(PoisonError::into_inner);
+                current.generation += 1;
+                current.manager = Some(connected.clone());
+                Ok((current.generation, connected))
+            }
             Err(err) => {
-                self.trip();
+                self.trip(Failure::of(&err));
                 Err(err.into())
             }
         }
     }
 
-    /// Runs one command (or script) on the shared connection. A failure that says Redis is
-    /// unreachable or too slow starts a backoff during which every caller fails fast.
+    /// Runs one command (or script) on the shared connection. A failure that says the
+    /// connection is unusable discards it and starts a backoff during which every caller fails
+    /// fast; the next call after it connects afresh.
     pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, LinkError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let conn = self.conn().await?;
+        let (generation, conn) = self.conn().await?;
         match command(conn).await {
             Ok(value) => {
-                self.retry.lock().unwrap_or_else(PoisonError::into_inner).1.reset();
+                self.answered();
                 Ok(value)
             }
             Err(err) => {
-                if err.is_timeout() {
-                    self.manager.lock().unwrap_or_else(PoisonError::into_inner).take();
-                }
-                if err.is_timeout() || err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
-                    self.trip();
+                if connection_failed(&err) && self.discard(generation) {
+                    self.trip(Failure::of(&err));
                 }
                 Err(err.into())
             }
         }
+    }
+
+    /// Redis answered (here, or on the pub/sub connection): any backoff ends now.
+    pub fn answered(&self) {
+        let mut retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        retry.0 = Instant::now();
+        retry.1.reset();
+    }
+
+    /// The pub/sub connection to the same Redis broke: the command connection most likely
+    /// broke with it, so it is not trusted with the next command (which would fail on it).
+    pub fn connection_lost(&self) {
+        self.manager.lock().unwrap_or_else(PoisonError::into_inner).manager = None;
+    }
+
+    /// Drops connection number `generation` if it is still the current one; false if it was
+    /// replaced or dropped already (its failure is then old news).
+    fn discard(&self, generation: u64) -> bool {
+        let mut current = self.manager.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.generation != generation || current.manager.is_none() {
+            return false;
+        }
+        current.manager = None;
+        true
     }
 
     /// Fails while a backoff runs.
@@ -165,19 +248,20 @@ impl RedisLink {
         Ok(())
     }
 
-    fn current(&self) -> Option<ConnectionManager> {
-        self.manager.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    fn current(&self) -> Option<(u64, ConnectionManager)> {
+        let current = self.manager.lock().unwrap_or_else(PoisonError::into_inner);
+        current.manager.clone().map(|manager| (current.generation, manager))
     }
 
     /// Starts the next backoff, unless one runs already: the commands that were in flight when
     /// Redis went away all fail together, and that is one failure, not one per command.
-    fn trip(&self) {
+    fn trip(&self, failure: Failure) {
         let mut retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         if retry.0 > now {
             return;
         }
-        let wait = retry.1.next_wait();
+        let wait = retry.1.after(failure);
         retry.0 = now + wait;
     }
 
@@ -198,5 +282,36 @@ mod tests {
         assert_eq!(waits, [1, 2, 4, 5, 5]);
         backoff.reset();
         assert_eq!(backoff.next_wait(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn refusals_wait_the_minimum_and_do_not_grow_the_backoff() {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        assert_eq!(backoff.after(Failure::Lost), Duration::from_secs(1));
+        assert_eq!(backoff.after(Failure::Lost), Duration::from_secs(2));
+        assert_eq!(backoff.after(Failure::Refused), Duration::from_secs(1));
+        assert_eq!(backoff.after(Failure::Refused), Duration::from_secs(1));
+        assert_eq!(backoff.after(Failure::Lost), Duration::from_secs(4));
+    }
+
+    fn unreachable_link() -> RedisLink {
+        // Port 9 on loopback: nothing listens, connections are refused at once.
+        RedisLink::new(PubSubSettings {
+            url: "redis://127.0.0.1:9".into(),
+            key_prefix: "t".into(),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            timeout: Duration::from_millis(500),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_redis_ends_the_backoff() {
+        let link = unreachable_link();
+        assert!(matches!(link.ping().await, Err(LinkError::Redis(_))));
+        assert!(matches!(link.ping().await, Err(LinkError::BackingOff(_))), "fails fast meanwhile");
+        link.answered();
+        assert!(matches!(link.ping().await, Err(LinkError::Redis(_))), "tries again at once");
     }
 }

@@ -78,6 +78,17 @@ pub struct Cli {
     /// PEM private key of --tls-cert-file (PKCS#8, PKCS#1 or SEC1)
     #[arg(long, env = "OBSCURA_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
+    /// Seconds a client may take to send a request head, from its first byte
+    #[arg(long, env = "OBSCURA_HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_read_timeout_secs: u64,
+    /// Seconds an API connection with no request in flight may stay silent before it is closed
+    /// (WebSockets follow --ws-idle-timeout-secs instead)
+    #[arg(long, env = "OBSCURA_HTTP_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub http_idle_timeout_secs: u64,
+    /// Most connections open at once on the API port, WebSockets included; further ones are
+    /// closed as soon as they are accepted
+    #[arg(long, env = "OBSCURA_SERVER_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Seconds to drain connections and background work on shutdown
     #[arg(long, env = "OBSCURA_SERVER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 5)]
     pub shutdown_timeout_secs: u64,
@@ -100,6 +111,14 @@ pub struct Cli {
     /// Refresh-token lifetime in days
     #[arg(long, env = "OBSCURA_AUTH_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     pub refresh_token_ttl_days: u64,
+
+    /// Password hashes (login, registration) computed at once; each holds 19 MiB while it runs
+    /// [default: the number of CPUs]
+    #[arg(long, env = "OBSCURA_PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+    /// Milliseconds a login or registration waits for a hashing slot before it is answered 503
+    #[arg(long, env = "OBSCURA_PASSWORD_HASH_QUEUE_TIMEOUT_MS", default_value_t = 5000)]
+    pub password_hash_queue_timeout_ms: u64,
 
     /// Requests per second per client IP (standard tier)
     #[arg(long, env = "OBSCURA_RATE_LIMIT_PER_SECOND", default_value_t = 10)]

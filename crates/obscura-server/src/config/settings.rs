@@ -13,8 +13,10 @@ use rand::RngCore as _;
 use super::cli::Cli;
 use crate::adapters::store::Backend;
 use crate::domain::time::days;
+use crate::services::passwords::HashLimits;
 use crate::telemetry::logging::LogFormat;
 use crate::telemetry::OtlpSettings;
+use crate::transport::serve::HttpLimits;
 pub use crate::transport::tls::TlsSettings;
 
 /// The placeholder secret of the reference release; refusing it keeps it out of production.
@@ -136,10 +138,15 @@ pub struct Settings {
     pub api_addr: SocketAddr,
     pub mgmt_addr: SocketAddr,
     pub shutdown_timeout: Duration,
+    /// Header-read and idle timeouts of API connections.
+    pub http: HttpLimits,
+    /// Most connections open at once on the API port.
+    pub max_connections: usize,
     pub storage: StorageSettings,
     pub jwt_secret: Vec<u8>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    pub password_hashing: HashLimits,
     pub message_ttl: Duration,
     pub rate_limits: RateLimitSettings,
     pub health_timeouts: crate::services::health::HealthTimeouts,
@@ -236,6 +243,11 @@ impl Settings {
             api_addr: SocketAddr::new(host, cli.server_port),
             mgmt_addr: SocketAddr::new(host, cli.mgmt_port),
             shutdown_timeout: secs("shutdown-timeout-secs", cli.shutdown_timeout_secs)?,
+            http: HttpLimits {
+                header_read_timeout: secs("http-header-read-timeout-secs", cli.http_header_read_timeout_secs)?,
+                idle_timeout: secs("http-idle-timeout-secs", cli.http_idle_timeout_secs)?,
+            },
+            max_connections: at_least_one("max-connections", cli.max_connections)?,
             storage: StorageSettings {
                 database_url,
                 blobs: blob_settings(cli)?,
@@ -249,6 +261,16 @@ impl Settings {
             jwt_secret,
             access_token_ttl: secs("access-token-ttl-secs", cli.access_token_ttl_secs)?,
             refresh_token_ttl: days(cli.refresh_token_ttl_days),
+            password_hashing: HashLimits {
+                concurrency: match cli.password_hash_concurrency {
+                    Some(set) => at_least_one("password-hash-concurrency", set)?,
+                    None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                },
+                queue_timeout: Duration::from_millis(at_least_one(
+                    "password-hash-queue-timeout-ms",
+                    cli.password_hash_queue_timeout_ms,
+                )?),
+            },
             message_ttl: days(at_least_one("ttl-days", cli.ttl_days)?),
             rate_limits: RateLimitSettings {
                 standard: rate(
@@ -636,6 +658,39 @@ mod tests {
             tls(&["--tls-key-file", "k.pem"]).err().as_deref(),
             Some("--tls-cert-file: is required with --tls-key-file")
         );
+    }
+
+    #[test]
+    fn password_hashing_takes_at_least_one_slot_and_a_queue_timeout() {
+        let hashing = |args: &[&str]| {
+            let mut all = vec!["--jwt-secret", "0123456789abcdef"];
+            all.extend_from_slice(args);
+            parse(&all).map(|s| s.password_hashing).map_err(|e| e.to_string())
+        };
+        let defaults = hashing(&[]).unwrap();
+        assert!(defaults.concurrency >= 1);
+        assert_eq!(defaults.queue_timeout, Duration::from_secs(5));
+        assert_eq!(hashing(&["--password-hash-concurrency", "3"]).unwrap().concurrency, 3);
+        assert_eq!(
+            hashing(&["--password-hash-concurrency", "0"]).err().as_deref(),
+            Some("--password-hash-concurrency: must be at least 1")
+        );
+        assert_eq!(
+            hashing(&["--password-hash-queue-timeout-ms", "0"]).err().as_deref(),
+            Some("--password-hash-queue-timeout-ms: must be at least 1")
+        );
+    }
+
+    #[test]
+    fn connection_bounds_have_defaults_and_name_their_flags() {
+        let settings = parse(&["--jwt-secret", "0123456789abcdef"]).unwrap();
+        assert_eq!(settings.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(settings.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(settings.max_connections, 10_000);
+        for flag in ["--http-header-read-timeout-secs", "--http-idle-timeout-secs", "--max-connections"] {
+            let err = parse(&["--jwt-secret", "0123456789abcdef", flag, "0"]).err().map(|e| e.to_string());
+            assert_eq!(err, Some(format!("{flag}: must be at least 1")));
+        }
     }
 
     #[test]

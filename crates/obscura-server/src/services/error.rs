@@ -46,6 +46,9 @@ pub enum ServiceError {
     PushTokenEmpty,
     #[error("push token too long")]
     PushTokenTooLong,
+    /// Too much work of this kind is queued already (password hashing); the client may retry.
+    #[error("busy")]
+    Busy { retry_after_secs: u64 },
     /// A dependency is down; the client may retry.
     #[error("unavailable: {0}")]
     Unavailable(String),

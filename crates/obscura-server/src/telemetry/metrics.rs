@@ -9,12 +9,17 @@ use super::otel_metrics::OtelRecorder;
 
 pub const HTTP_REQUESTS: &str = "obscura_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "obscura_http_request_duration_seconds";
+pub const HTTP_CONNECTIONS: &str = "obscura_http_connections";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "obscura_http_connections_refused_total";
+pub const HTTP_CONNECTIONS_TIMED_OUT: &str = "obscura_http_connections_timed_out_total";
 pub const WEBSOCKET_CONNECTIONS: &str = "obscura_websocket_connections";
 pub const WEBSOCKET_ACKS_RECEIVED: &str = "obscura_websocket_acks_received_total";
 pub const REGISTRATIONS: &str = "obscura_registrations_total";
 pub const LOGINS: &str = "obscura_logins_total";
 pub const LOGOUTS: &str = "obscura_logouts_total";
 pub const TOKEN_REFRESHES: &str = "obscura_token_refreshes_total";
+pub const PASSWORD_HASHES_IN_PROGRESS: &str = "obscura_password_hashes_in_progress";
+pub const PASSWORD_HASHES_REFUSED: &str = "obscura_password_hashes_refused_total";
 pub const REFRESH_TOKEN_REUSE: &str = "obscura_refresh_token_reuse_total";
 pub const KEY_TAKEOVERS: &str = "obscura_key_takeovers_total";
 pub const PREKEYS_EXHAUSTED: &str = "obscura_prekey_bundles_without_one_time_key_total";

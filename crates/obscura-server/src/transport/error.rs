@@ -66,6 +66,9 @@ impl ApiError {
                 S::UploadInterrupted => (StatusCode::BAD_REQUEST, "Upload stream ended with an error".into()),
                 S::PushTokenEmpty => (StatusCode::BAD_REQUEST, "Token cannot be empty".into()),
                 S::PushTokenTooLong => (StatusCode::BAD_REQUEST, "Token is too long (max 4096 characters)".into()),
+                S::Busy { retry_after_secs } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, format!("Server busy; retry after {retry_after_secs} seconds"))
+                }
                 S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable".into()),
                 S::StorageFull(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "Storage full: the server cannot store anything right now".into())
@@ -86,10 +89,16 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, Json(json!({ "error": text }))).into_response();
-        if let Self::RateLimited { retry_after_secs } = self {
-            let value = HeaderValue::from(retry_after_secs);
-            response.headers_mut().insert(header::RETRY_AFTER, value.clone());
-            response.headers_mut().insert("x-ratelimit-after", value);
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                let value = HeaderValue::from(retry_after_secs);
+                response.headers_mut().insert(header::RETRY_AFTER, value.clone());
+                response.headers_mut().insert("x-ratelimit-after", value);
+            }
+            Self::Service(ServiceError::Busy { retry_after_secs }) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+            }
+            _ => {}
         }
         response
     }

@@ -1,12 +1,12 @@
 //! The API port's listener: plain TCP, or TCP with TLS handshakes done off the accept loop so
-//! a slow or silent client never holds up the others.
+//! a slow or silent client never holds up the others. Every connection takes a slot of
+//! `--max-connections` as it is accepted (see `connections`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::Listener;
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
@@ -14,6 +14,8 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::either::Either;
 use tokio_util::task::AbortOnDropHandle;
+
+use super::connections::{ConnectionSlots, Counted};
 
 /// Longest a client may take to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,30 +34,40 @@ pub struct ApiListener {
     incoming: Incoming,
 }
 
+/// A TLS connection, its handshake done.
+type Handshaken = TlsStream<Counted<TcpStream>>;
+
 enum Incoming {
-    Plain(TcpListener),
-    Tls { handshaken: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>, _acceptor: AbortOnDropHandle<()> },
+    Plain { listener: TcpListener, slots: ConnectionSlots },
+    Tls { handshaken: mpsc::Receiver<(Handshaken, SocketAddr)>, _acceptor: AbortOnDropHandle<()> },
 }
 
 impl ApiListener {
     /// Serves plain HTTP and WS.
-    pub fn plain(listener: TcpListener) -> std::io::Result<Self> {
-        Ok(Self { addr: listener.local_addr()?, incoming: Incoming::Plain(listener) })
+    pub fn plain(listener: TcpListener, slots: ConnectionSlots) -> std::io::Result<Self> {
+        Ok(Self { addr: listener.local_addr()?, incoming: Incoming::Plain { listener, slots } })
     }
 
     /// Serves HTTPS and WSS with `config`.
-    pub fn tls(listener: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
+    pub fn tls(listener: TcpListener, config: Arc<ServerConfig>, slots: ConnectionSlots) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let (done, handshaken) = mpsc::channel(64);
-        let acceptor = AbortOnDropHandle::new(tokio::spawn(accept_tls(listener, TlsAcceptor::from(config), done)));
+        let acceptor =
+            AbortOnDropHandle::new(tokio::spawn(accept_tls(listener, TlsAcceptor::from(config), slots, done)));
         Ok(Self { addr, incoming: Incoming::Tls { handshaken, _acceptor: acceptor } })
+    }
+
+    /// The next connection within the cap, with its peer address.
+    pub async fn accept(&mut self) -> (Either<Counted<TcpStream>, Handshaken>, SocketAddr) {
+        Listener::accept(self).await
     }
 }
 
 async fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    done: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    connections: ConnectionSlots,
+    done: mpsc::Sender<(Handshaken, SocketAddr)>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
@@ -68,6 +80,7 @@ async fn accept_tls(
                 continue;
             }
         };
+        let Some(tcp) = connections.admit(tcp) else { continue };
         let (acceptor, done) = (acceptor.clone(), done.clone());
         tokio::spawn(async move {
             let _slot = slot;
@@ -84,16 +97,18 @@ async fn accept_tls(
 }
 
 impl Listener for ApiListener {
-    type Io = Either<TcpStream, TlsStream<TcpStream>>;
+    type Io = Either<Counted<TcpStream>, Handshaken>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match &mut self.incoming {
-            Incoming::Plain(listener) => {
+            Incoming::Plain { listener, slots } => loop {
                 // axum's own accept loop, which rides out accept errors.
                 let (tcp, peer) = Listener::accept(listener).await;
-                (Either::Left(tcp), peer)
-            }
+                if let Some(tcp) = slots.admit(tcp) {
+                    break (Either::Left(tcp), peer);
+                }
+            },
             Incoming::Tls { handshaken, .. } => match handshaken.recv().await {
                 Some((tls, peer)) => (Either::Right(tls), peer),
                 // The acceptor only ends when this listener is dropped.
@@ -104,11 +119,5 @@ impl Listener for ApiListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.addr)
-    }
-}
-
-impl Connected<IncomingStream<'_, ApiListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, ApiListener>) -> Self {
-        Self(*stream.remote_addr())
     }
 }

@@ -1,12 +1,14 @@
 //! HTTP transport: routing, extractors, error mapping, rate limiting, request ids, metrics.
 //! Handlers parse, call one service method and encode; they hold no rules.
 
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod listener;
 pub mod mgmt;
 pub mod rate_limit;
+pub mod serve;
 pub mod tls;
 pub mod v1;
 pub mod xrpc;

@@ -16,7 +16,7 @@ use obscura_testkit::gateway::text;
 use obscura_testkit::proxy::{upstream_of, TcpProxy};
 use obscura_testkit::push::RecordingProvider;
 use obscura_testkit::server::{temp_data_dir, ProcessServer};
-use obscura_testkit::services::SharedBackends;
+use obscura_testkit::services::{RedisProcess, SharedBackends};
 use obscura_testkit::{eventually, GatewayClient, KeySet, TestServer, V1Client};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -229,6 +229,45 @@ async fn redis_outage(outage: RedisOutage) {
     assert!(eventually(STEP * 2, || healthy(&b)).await, "replica B too");
     assert_eq!(on_a.send(&alice.token, &bob.user_id, b"redis is back").await, StatusCode::CREATED);
     assert_eq!(gateway.envelope(STEP).await.map(|e| text(&e)).as_deref(), Some("redis is back"));
+}
+
+/// Issue 14, item 2: once a restarted Redis answers again, wake-ups flow between replicas within
+/// seconds, whatever backoff the outage built up (`--pubsub-max-backoff-secs 30` here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_delivery_between_replicas_resumes_within_seconds_of_a_redis_restart() {
+    let Some(mut redis) = RedisProcess::start().await else { return };
+    let Some(backends) = SharedBackends::create().await else { return };
+    let redis_url = redis.url();
+    let mut extra = flags(&backends, &[("--pubsub-min-backoff-secs", "1"), ("--pubsub-max-backoff-secs", "30")]);
+    extra.retain(|(flag, _)| *flag != "--pubsub-url");
+    extra.push(("--pubsub-url", redis_url.as_str()));
+    let (a, b) = (TestServer::with_flags(&extra).await, TestServer::with_flags(&extra).await);
+    let (on_a, on_b) = (V1Client::new(&a.base), V1Client::new(&b.base));
+    let (alice, bob) = (on_a.register(0).await, on_b.register(0).await);
+    let mut gateway = GatewayClient::connect(&b.ws_base, &bob.token).await.unwrap();
+    assert!(gateway.ping(b"connected", STEP).await);
+    assert_eq!(on_a.send(&alice.token, &bob.user_id, b"before").await, StatusCode::CREATED);
+    assert_eq!(gateway.envelope(STEP).await.map(|e| text(&e)).as_deref(), Some("before"));
+
+    redis.kill();
+    let degraded = async |server: &TestServer| server.readiness().await.1["pubsub"] == "error";
+    assert!(eventually(STEP, || degraded(&a)).await, "replica A notices the outage");
+    assert!(eventually(STEP, || degraded(&b)).await, "replica B too");
+    assert_eq!(on_a.send(&alice.token, &bob.user_id, b"during").await, StatusCode::CREATED);
+    assert_eq!(gateway.envelope(STEP).await.map(|e| text(&e)).as_deref(), Some("during"), "by polling");
+
+    redis.restart().await;
+    let back = tokio::time::Instant::now();
+    let recovery = Duration::from_secs(3);
+    let healthy = async |server: &TestServer| server.readiness().await.1["pubsub"] == "ok";
+    assert!(
+        eventually(recovery, || async { healthy(&a).await && healthy(&b).await }).await,
+        "both replicas use Redis again"
+    );
+    assert_eq!(on_a.send(&alice.token, &bob.user_id, b"after").await, StatusCode::CREATED);
+    let left = recovery.saturating_sub(back.elapsed()).max(Duration::from_millis(500));
+    let envelope = gateway.envelope(left).await.map(|e| text(&e));
+    assert_eq!(envelope.as_deref(), Some("after"), "live again within {recovery:?} of Redis returning");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

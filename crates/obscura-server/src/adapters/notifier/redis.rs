@@ -9,6 +9,11 @@
 //! Events carry no content and sessions re-read the store on every event, so Redis being down
 //! never loses a message: while the listener is disconnected, every local session is woken
 //! every `--pubsub-min-backoff-secs` to poll its inbox, and once more on reconnect.
+//!
+//! The listener is also the replica's lookout for Redis: it retries a refused connection after
+//! the minimum backoff (a restarting Redis is back within a second or two), and what it learns
+//! it tells the command link — a lost connection discards the link's connection too, and a new
+//! subscription ends the link's backoff — so publishing resumes as soon as Redis answers.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,7 +25,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::memory::LocalHub;
-use crate::adapters::redis_link::{Backoff, LinkError, RedisLink};
+use crate::adapters::redis_link::{Backoff, Failure, LinkError, RedisLink};
 use crate::domain::did::Did;
 use crate::domain::ids::UserId;
 use crate::ports::notifier::{Notifier, NotifierError, Subscription, Topic, UserEvent};
@@ -239,9 +244,10 @@ impl Listener {
                 Ok::<_, ::redis::RedisError>(pubsub)
             })
             .await;
-            match connected {
+            let failure = match connected {
                 Ok(Ok(pubsub)) => {
                     backoff.reset();
+                    link.answered();
                     listening.send_replace(true);
                     if !was_connected {
                         tracing::info!("pub/sub listener reconnected");
@@ -278,19 +284,26 @@ impl Listener {
                         }
                     }
                     listening.send_replace(false);
+                    link.connection_lost();
                     tracing::warn!("pub/sub listener lost its connection; sessions poll the store meanwhile");
+                    Failure::Lost
                 }
-                Ok(Err(err)) if was_connected => {
-                    tracing::warn!(error = %err, "pub/sub listener cannot connect; sessions poll the store meanwhile");
-                    was_connected = false;
+                Ok(Err(err)) => {
+                    if was_connected {
+                        tracing::warn!(error = %err, "pub/sub listener cannot connect; sessions poll the store meanwhile");
+                        was_connected = false;
+                    }
+                    Failure::of(&err)
                 }
-                Err(_) if was_connected => {
-                    tracing::warn!("pub/sub listener timed out connecting; sessions poll the store meanwhile");
-                    was_connected = false;
+                Err(_) => {
+                    if was_connected {
+                        tracing::warn!("pub/sub listener timed out connecting; sessions poll the store meanwhile");
+                        was_connected = false;
+                    }
+                    Failure::Lost
                 }
-                _ => {}
-            }
-            let wait = backoff.next_wait();
+            };
+            let wait = backoff.after(failure);
             if poll_until(hub, wait, settings.min_backoff, &stop).await {
                 return;
             }

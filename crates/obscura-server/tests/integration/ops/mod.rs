@@ -1,5 +1,6 @@
 mod backup;
 mod cli;
+mod connections;
 mod deployment;
 mod disk_full;
 mod docs;

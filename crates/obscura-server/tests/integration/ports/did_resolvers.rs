@@ -12,12 +12,15 @@ use axum::Json;
 use obscura_server::adapters::did::{FetchKey, HttpResolver, ResolverSettings};
 use obscura_server::domain::did::Did;
 use obscura_server::ports::did::ResolveError;
-use obscura_server::transport::listener::{ApiListener, PeerAddr};
+use obscura_server::transport::connections::ConnectionSlots;
+use obscura_server::transport::listener::ApiListener;
+use obscura_server::transport::serve::{serve, HttpLimits};
 use obscura_server::transport::tls::{ReloadableCert, TlsSettings};
 use obscura_testkit::atproto::{AtprotoIdentity, Curve};
 use obscura_testkit::plc::{did_document, FakePlc};
 use obscura_testkit::tls::TestCa;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 type Document = Arc<Mutex<Option<Value>>>;
 
@@ -37,10 +40,11 @@ async fn web_host() -> (String, Document, TestCa, tempfile::TempDir) {
     let cert = ReloadableCert::load(TlsSettings { cert_file, key_file }).unwrap();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = tcp.local_addr().unwrap().port();
-    let listener = ApiListener::tls(tcp, cert.server_config().unwrap()).unwrap();
+    let listener = ApiListener::tls(tcp, cert.server_config().unwrap(), ConnectionSlots::new(100)).unwrap();
     let document: Document = Arc::default();
     let app = axum::Router::new().route("/.well-known/did.json", get(serve_document)).with_state(Arc::clone(&document));
-    tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<PeerAddr>()).await });
+    let limits = HttpLimits { header_read_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) };
+    tokio::spawn(serve(listener, app, limits, CancellationToken::new()));
     (format!("did:web:localhost%3A{port}"), document, ca, dir)
 }
 

@@ -170,3 +170,24 @@ async fn push_tokens_are_validated_and_stored() {
     assert_eq!(long.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_text(long).await, "Token is too long (max 4096 characters)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_beyond_the_hashing_slots_are_refused_with_503_busy_and_retry_after() {
+    let server =
+        TestServer::with_flags(&[("--password-hash-concurrency", "1"), ("--password-hash-queue-timeout-ms", "1")])
+            .await;
+    let client = V1Client::new(&server.base);
+    let alice = client.register(0).await;
+    let login = json!({"username": alice.username, "password": PASSWORD});
+    let burst = (0..16).map(|_| client.post_json("/v1/sessions", None, &login));
+    let responses = futures_util::future::join_all(burst).await;
+    let statuses: Vec<StatusCode> = responses.iter().map(reqwest::Response::status).collect();
+    assert!(statuses.iter().all(|s| [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE].contains(s)), "{statuses:?}");
+    assert!(statuses.contains(&StatusCode::OK), "one slot still serves: {statuses:?}");
+    let busy = responses.into_iter().find(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE);
+    let busy = busy.expect("16 logins at once on one slot with a 1 ms queue: some are refused");
+    let retry_after =
+        busy.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    assert!(retry_after.is_some_and(|secs| secs >= 1), "Retry-After in whole seconds: {retry_after:?}");
+    assert_eq!(error_text(busy).await, "Server busy; retry after 1 seconds");
+}
