@@ -21,6 +21,15 @@ pub fn text(envelope: &Envelope) -> String {
     String::from_utf8(message.content.clone()).expect("UTF-8 content")
 }
 
+/// A final text frame carrying bytes that are not UTF-8 (RFC 6455 §8.1 makes it a protocol
+/// error), sent raw because a `Message::Text` cannot hold them.
+#[must_use]
+pub fn invalid_text_frame() -> Message {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    Message::Frame(Frame::message(vec![0xc3, 0x28, 0xff], OpCode::Data(Data::Text), true))
+}
+
 /// What the server did next.
 #[derive(Debug)]
 pub enum Next {
@@ -128,6 +137,11 @@ impl GatewayClient {
 
     pub async fn send_text(&mut self, text: &str) {
         self.socket.send(Message::Text(text.into())).await.expect("send text");
+    }
+
+    /// Sends a text frame whose payload is not UTF-8: a protocol violation.
+    pub async fn send_invalid_text(&mut self) {
+        self.socket.send(invalid_text_frame()).await.expect("send raw frame");
     }
 
     /// Sends a ping and waits for the matching pong, skipping other traffic.

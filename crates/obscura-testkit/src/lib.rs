@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod events;
 pub mod gateway;
 pub mod keys;
+pub mod metrics;
 pub mod mls;
 pub mod otlp;
 pub mod plc;

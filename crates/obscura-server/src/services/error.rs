@@ -44,6 +44,9 @@ pub enum ServiceError {
     PushTokenEmpty,
     #[error("push token too long")]
     PushTokenTooLong,
+    /// The user has `limit` gateway sessions open on this replica already.
+    #[error("too many gateway sessions (limit {limit})")]
+    TooManySessions { limit: usize },
     /// A dependency is down; the client may retry.
     #[error("unavailable: {0}")]
     Unavailable(String),

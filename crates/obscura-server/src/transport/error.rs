@@ -62,6 +62,10 @@ impl ApiError {
                 S::UploadInterrupted => (StatusCode::BAD_REQUEST, "Upload stream ended with an error".into()),
                 S::PushTokenEmpty => (StatusCode::BAD_REQUEST, "Token cannot be empty".into()),
                 S::PushTokenTooLong => (StatusCode::BAD_REQUEST, "Token is too long (max 4096 characters)".into()),
+                S::TooManySessions { limit } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many open gateway sessions for this user (limit {limit}); close one first"),
+                ),
                 S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable".into()),
                 S::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".into()),
             },
