@@ -158,6 +158,21 @@ impl GatewayClient {
         }
     }
 
+    /// Closes with 1000 and returns the close frame the server answers with; `None` when it
+    /// ends the connection without one.
+    pub async fn close_normally(mut self) -> Option<(u16, String)> {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        let frame = CloseFrame { code: CloseCode::Normal, reason: "bye".into() };
+        let _ = self.socket.close(Some(frame)).await;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Ok(Some(Ok(_))) => {}
+                _ => return None,
+            }
+        }
+    }
+
     /// Closes from the client side and waits until the server has finished the session (its
     /// buffered acknowledgements are written by then).
     pub async fn close(mut self) {

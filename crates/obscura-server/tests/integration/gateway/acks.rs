@@ -165,14 +165,21 @@ async fn acks_that_cannot_be_written_are_counted_and_the_close_says_so() {
     let mut gateway = GatewayClient::connect(&server.ws_base, &bob.token).await.unwrap();
     let ids: Vec<String> = gateway.envelopes(2, STEP).await.into_iter().map(|e| e.id).collect();
     saboteur.refuse_message_deletes().await;
-    let before = scrape(&server.mgmt, "obscura_websocket_ack_failures_total").await.unwrap_or(0.0);
+    let failures = || async { scrape(&server.mgmt, "obscura_websocket_ack_failures_total").await.unwrap_or(0.0) };
+    let before = failures().await;
     gateway.ack(None, &ids).await;
     // Only this test makes ack writes fail, so the process-wide counter moves by our two ids.
-    let counted = eventually(STEP, || async {
-        scrape(&server.mgmt, "obscura_websocket_ack_failures_total").await.unwrap_or(0.0) >= before + 2.0
-    })
-    .await;
-    assert!(counted, "failed acknowledgements are counted");
+    assert!(eventually(STEP, || async { failures().await >= before + 2.0 }).await, "failed acks are counted");
+    // The client closes: echoing its 1000 would say "all saved", so the server drops the
+    // connection instead of finishing the handshake.
+    assert_eq!(gateway.close_normally().await, None);
+
+    // Nothing acknowledged was deleted: the next session gets both again.
+    let mut gateway = GatewayClient::connect(&server.ws_base, &bob.token).await.unwrap();
+    let again: Vec<String> = gateway.envelopes(2, STEP).await.into_iter().map(|e| e.id).collect();
+    assert_eq!(again, ids);
+    gateway.ack(None, &ids).await;
+    assert!(eventually(STEP, || async { failures().await >= before + 4.0 }).await);
     // A shutdown would close with 1001; with acknowledgements lost the client must hear 1011.
     server.begin_shutdown();
     let (code, reason) = gateway.close_frame(STEP).await.expect("a close frame with a code");
