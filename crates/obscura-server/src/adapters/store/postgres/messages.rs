@@ -67,8 +67,8 @@ impl MessageStore for PostgresStore {
         max: u32,
         max_bytes: u64,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        // Running sizes come from the index and the row headers; only the rows that fit are
-        // joined back for their contents.
+        // The running total is of content sizes only (the database knows them without handing
+        // the contents over); only the rows that fit are joined back for their contents.
         let rows: Vec<(MessageId, Seq, UserId, i32, Vec<u8>, UnixMillis)> = sqlx::query_as(
             "SELECT m.id, m.seq, m.sender_id, m.message_type, m.content, m.created_at
              FROM (SELECT seq, octet_length(content) AS size,

@@ -69,8 +69,8 @@ impl MessageStore for SqliteStore {
         limit: u32,
         max_bytes: u64,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        // Running sizes come from the index and the row headers; only the rows that fit are
-        // joined back for their contents.
+        // The running total is of content sizes only (the database knows them without handing
+        // the contents over); only the rows that fit are joined back for their contents.
         let rows: Vec<(MessageId, Seq, UserId, i32, Vec<u8>, UnixMillis)> = sqlx::query_as(
             "SELECT m.id, m.seq, m.sender_id, m.message_type, m.content, m.created_at
              FROM (SELECT seq, LENGTH(content) AS size,
