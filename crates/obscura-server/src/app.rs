@@ -318,6 +318,9 @@ impl App {
                 bundle: Arc::new(Limiter::new("bundle", limits.bundle, shared())),
             },
             gateway: settings.gateway,
+            gateway_sessions: Arc::new(crate::services::gateway_sessions::GatewaySessions::new(
+                settings.gateway.max_sessions_per_user,
+            )),
             max_message_bytes: settings.max_message_bytes,
             shutdown,
             draining: Arc::new(AtomicBool::new(false)),

@@ -119,6 +119,16 @@ impl EventStream {
         frames
     }
 
+    /// Sends a binary message (the stream is one-way: the server only checks its size).
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.socket.send(Message::Binary(bytes.into())).await.expect("send frame");
+    }
+
+    /// Sends a text frame whose payload is not UTF-8: a protocol violation.
+    pub async fn send_invalid_text(&mut self) {
+        self.socket.send(crate::gateway::invalid_text_frame()).await.expect("send raw frame");
+    }
+
     /// Closes the connection.
     pub async fn close(mut self) {
         let _ = self.socket.send(Message::Close(None)).await;

@@ -21,6 +21,15 @@ pub fn text(envelope: &Envelope) -> String {
     String::from_utf8(message.content.clone()).expect("UTF-8 content")
 }
 
+/// A final text frame carrying bytes that are not UTF-8 (RFC 6455 §8.1 makes it a protocol
+/// error), sent raw because a `Message::Text` cannot hold them.
+#[must_use]
+pub fn invalid_text_frame() -> Message {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    Message::Frame(Frame::message(vec![0xc3, 0x28, 0xff], OpCode::Data(Data::Text), true))
+}
+
 /// What the server did next.
 #[derive(Debug)]
 pub enum Next {
@@ -130,6 +139,11 @@ impl GatewayClient {
         self.socket.send(Message::Text(text.into())).await.expect("send text");
     }
 
+    /// Sends a text frame whose payload is not UTF-8: a protocol violation.
+    pub async fn send_invalid_text(&mut self) {
+        self.socket.send(invalid_text_frame()).await.expect("send raw frame");
+    }
+
     /// Sends a ping and waits for the matching pong, skipping other traffic.
     pub async fn ping(&mut self, payload: &[u8], within: Duration) -> bool {
         self.socket.send(Message::Ping(payload.to_vec().into())).await.expect("send ping");
@@ -140,6 +154,21 @@ impl GatewayClient {
                 Next::Pong(got) if got == payload => return true,
                 Next::Frame(_) | Next::Pong(_) => {}
                 Next::Closed(_) | Next::Timeout => return false,
+            }
+        }
+    }
+
+    /// Closes with 1000 and returns the close frame the server answers with; `None` when it
+    /// ends the connection without one.
+    pub async fn close_normally(mut self) -> Option<(u16, String)> {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        let frame = CloseFrame { code: CloseCode::Normal, reason: "bye".into() };
+        let _ = self.socket.close(Some(frame)).await;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Ok(Some(Ok(_))) => {}
+                _ => return None,
             }
         }
     }

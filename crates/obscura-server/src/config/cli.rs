@@ -243,6 +243,13 @@ pub struct Cli {
     /// Largest WebSocket message accepted from a client, in bytes
     #[arg(long, env = "OBSCURA_WS_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
     pub ws_max_message_bytes: usize,
+    /// Message bytes a gateway session may hold (inbox page plus frames queued to the socket);
+    /// at least --max-message-bytes
+    #[arg(long, env = "OBSCURA_WS_SESSION_BUFFER_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub ws_session_buffer_bytes: usize,
+    /// Gateway sessions one user may have open on this replica; further ones get 429
+    #[arg(long, env = "OBSCURA_WS_MAX_SESSIONS_PER_USER", default_value_t = 5)]
+    pub ws_max_sessions_per_user: usize,
 
     /// Bucket for attachments (S3 mode)
     #[arg(long, env = "OBSCURA_STORAGE_BUCKET", default_value = "obscura-attachments")]

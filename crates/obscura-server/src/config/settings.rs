@@ -130,6 +130,11 @@ pub struct GatewaySettings {
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
     pub max_message_bytes: usize,
+    /// Message content a session may hold (page in memory plus queued frames).
+    pub session_buffer_bytes: usize,
+    /// The largest message content a page can bring (`--max-message-bytes`).
+    pub largest_message_bytes: usize,
+    pub max_sessions_per_user: usize,
 }
 
 /// Everything the server needs, validated.
@@ -317,6 +322,9 @@ impl Settings {
                 ping_interval: secs("ws-ping-interval-secs", cli.ws_ping_interval_secs)?,
                 idle_timeout: secs("ws-idle-timeout-secs", cli.ws_idle_timeout_secs)?,
                 max_message_bytes: at_least_one("ws-max-message-bytes", cli.ws_max_message_bytes)?,
+                session_buffer_bytes: session_buffer_bytes(cli)?,
+                largest_message_bytes: cli.max_message_bytes,
+                max_sessions_per_user: at_least_one("ws-max-sessions-per-user", cli.ws_max_sessions_per_user)?,
             },
             attachment_max_bytes: at_least_one("storage-max-size-bytes", cli.storage_max_size_bytes)?,
             attachment_quota_bytes: at_least_one("storage-user-quota-bytes", cli.storage_user_quota_bytes)?,
@@ -335,6 +343,25 @@ impl Settings {
             mls: super::mls::mls_settings(&cli.mls, cli.server_port, days(cli.ttl_days))?,
         })
     }
+}
+
+/// Largest `--ws-session-buffer-bytes`: the budget is counted in a `u32` semaphore.
+const MAX_SESSION_BUFFER_BYTES: usize = 1 << 30;
+
+/// `--ws-session-buffer-bytes`: room for at least one message of the largest size a client
+/// can send, or a session could never deliver it.
+fn session_buffer_bytes(cli: &Cli) -> Result<usize, ConfigError> {
+    let bytes = cli.ws_session_buffer_bytes;
+    if bytes < cli.max_message_bytes {
+        return Err(invalid(
+            "ws-session-buffer-bytes",
+            format!("must be at least --max-message-bytes ({}) so that one message always fits", cli.max_message_bytes),
+        ));
+    }
+    if bytes > MAX_SESSION_BUFFER_BYTES {
+        return Err(invalid("ws-session-buffer-bytes", format!("must be at most {MAX_SESSION_BUFFER_BYTES}")));
+    }
+    Ok(bytes)
 }
 
 /// `--db-url`, or the SQLite file in the data directory.
@@ -547,6 +574,21 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(JWT_SECRET_FILE), FORBIDDEN_JWT_SECRET).unwrap();
         assert!(resolve_jwt_secret(None, &dir).is_err());
+    }
+
+    #[test]
+    fn a_session_buffer_must_hold_the_largest_message() {
+        let secret = ["--jwt-secret", "0123456789abcdef"];
+        let small =
+            parse(&[&secret[..], &["--max-message-bytes", "2000", "--ws-session-buffer-bytes", "1999"]].concat());
+        assert!(small.err().is_some_and(|e| e.to_string().starts_with("--ws-session-buffer-bytes")));
+        let exact =
+            parse(&[&secret[..], &["--max-message-bytes", "2000", "--ws-session-buffer-bytes", "2000"]].concat());
+        assert_eq!(exact.ok().map(|s| s.gateway.session_buffer_bytes), Some(2000));
+        let defaults = parse(&secret).ok().map(|s| (s.gateway.session_buffer_bytes, s.gateway.max_sessions_per_user));
+        assert_eq!(defaults, Some((4 * 1024 * 1024, 5)));
+        let none = parse(&[&secret[..], &["--ws-max-sessions-per-user", "0"]].concat());
+        assert!(none.err().is_some_and(|e| e.to_string().starts_with("--ws-max-sessions-per-user")));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use std::fmt;
 
-use openmls::prelude::tls_codec::Deserialize as _;
-use openmls::prelude::{BasicCredential, KeyPackageIn, MlsMessageBodyIn, MlsMessageIn, ProtocolVersion};
+use openmls::prelude::tls_codec::DeserializeBytes as _;
+use openmls::prelude::{BasicCredential, KeyPackageIn, MlsMessageBodyIn, ProtocolVersion};
 use openmls_rust_crypto::RustCrypto;
 use sha2::{Digest as _, Sha256};
 
@@ -160,13 +160,17 @@ pub fn validate_key_package(
     let key_package = guarded(|| {
         // Both forms start with the protocol version; then an MLSMessage has its wire format
         // (5 = key package) where a bare KeyPackage has its cipher suite (5 is one we refuse).
+        // Slice decoders: a claimed length is checked against the input before anything is
+        // allocated (see `mls_framing::parse`).
         let key_package_in = if bytes.get(2..4) == Some(&[0, 5]) {
-            match MlsMessageIn::tls_deserialize_exact(bytes).map(MlsMessageIn::extract) {
-                Ok(MlsMessageBodyIn::KeyPackage(kp)) => kp,
+            let (version, body) =
+                ProtocolVersion::tls_deserialize_bytes(bytes).map_err(|_| KeyPackageError::Malformed)?;
+            match MlsMessageBodyIn::tls_deserialize_exact_bytes(body) {
+                Ok(MlsMessageBodyIn::KeyPackage(kp)) if version == ProtocolVersion::Mls10 => kp,
                 _ => return Err(KeyPackageError::Malformed),
             }
         } else {
-            KeyPackageIn::tls_deserialize_exact(bytes).map_err(|_| KeyPackageError::Malformed)?
+            KeyPackageIn::tls_deserialize_exact_bytes(bytes).map_err(|_| KeyPackageError::Malformed)?
         };
         key_package_in.validate(&crypto, ProtocolVersion::Mls10).map_err(|e| KeyPackageError::Invalid(e.to_string()))
     })?;

@@ -2,8 +2,8 @@
 //! any group secret, and checks against the request that carried it. Commits, application
 //! messages, Welcomes and GroupInfos all arrive as `MLSMessage`s (the wire-format wrapper).
 
-use openmls::prelude::tls_codec::Deserialize as _;
-use openmls::prelude::{ContentType, MlsMessageBodyIn, MlsMessageIn, ProtocolMessage, Sender};
+use openmls::prelude::tls_codec::DeserializeBytes as _;
+use openmls::prelude::{ContentType, MlsMessageBodyIn, ProtocolMessage, ProtocolVersion, Sender};
 
 /// Why client bytes are not the MLS message the request says they are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,20 +49,24 @@ pub struct GroupInfoFraming {
 /// Parses an `MLSMessage`; zero bytes after it are padding (how `sendMessage` pads a message
 /// to its `paddedSize`), anything else is refused. A panic inside the MLS library counts as
 /// malformed input.
+///
+/// The slice decoders check every claimed length against the bytes that are left before
+/// copying; the `Read`-based ones (`MlsMessageIn::tls_deserialize`) allocate a buffer of the
+/// claimed length first, so four bytes could make the server reserve a gibibyte. `MlsMessageIn`'s
+/// own slice decoder is a wrapper around its reader, hence version and body separately.
 fn parse(bytes: &[u8], what: &'static str) -> Result<MlsMessageBodyIn, FramingError> {
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut rest = bytes;
-        MlsMessageIn::tls_deserialize(&mut rest).map(|message| (message, rest.len()))
+        let (version, rest) = ProtocolVersion::tls_deserialize_bytes(bytes).ok()?;
+        let (body, rest) = MlsMessageBodyIn::tls_deserialize_bytes(rest).ok()?;
+        (version == ProtocolVersion::Mls10).then_some((body, rest))
     }));
-    let (message, rest) = match parsed {
-        Ok(Ok(parsed)) => parsed,
-        _ => return Err(FramingError::Malformed(what)),
+    let Ok(Some((body, padding))) = parsed else {
+        return Err(FramingError::Malformed(what));
     };
-    let padding = bytes.get(bytes.len().saturating_sub(rest)..).unwrap_or_default();
     if padding.iter().any(|b| *b != 0) {
         return Err(FramingError::TrailingBytes);
     }
-    Ok(message.extract())
+    Ok(body)
 }
 
 /// The framing of a PublicMessage or PrivateMessage.
@@ -114,6 +118,56 @@ pub fn parse_group_info(bytes: &[u8]) -> Result<GroupInfoFraming, FramingError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Messages whose first length prefix claims 2^30 - 1 bytes (the largest MLS vector) and
+    /// which then end after four: a PrivateMessage's group id, a Welcome's secrets, a
+    /// GroupInfo's group id.
+    fn claims_a_gibibyte() -> [(&'static str, Vec<u8>); 3] {
+        const CLAIM: [u8; 4] = [0xbf, 0xff, 0xff, 0xff];
+        let with = |head: &[u8]| [head, &CLAIM[..], &[1, 2, 3, 4][..]].concat();
+        [
+            ("private message", with(&[0, 1, 0, 2])),
+            ("Welcome", with(&[0, 1, 0, 3, 0, 1])),
+            ("GroupInfo", with(&[0, 1, 0, 4, 0, 1, 0, 1])),
+        ]
+    }
+
+    fn parse_claims() {
+        for (what, bytes) in claims_a_gibibyte() {
+            assert!(parse_message(&bytes).is_err(), "{what}");
+            assert!(parse_welcome(&bytes).is_err(), "{what}");
+            assert!(parse_group_info(&bytes).is_err(), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_length_prefix_beyond_the_input_is_malformed() {
+        parse_claims();
+    }
+
+    /// Run again in a child whose address space is too small for the claim: a parser that
+    /// allocates what the input claims before reading it aborts there.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_claimed_length_is_checked_against_the_input_before_anything_is_allocated() {
+        const CHILD: &str = "OBSCURA_FRAMING_ALLOCATION_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            parse_claims();
+            return;
+        }
+        let exe = std::env::current_exe().unwrap();
+        let name =
+            "domain::mls_framing::tests::a_claimed_length_is_checked_against_the_input_before_anything_is_allocated";
+        // 900 MiB: room for the test binary, not for a 1 GiB buffer.
+        let status = std::process::Command::new("sh")
+            .args(["-c", "ulimit -v 921600 && exec \"$0\" \"$@\""])
+            .arg(exe)
+            .args([name, "--exact", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "parsing under a 900 MiB address-space limit: {status}");
+    }
 
     #[test]
     fn garbage_is_refused_for_every_kind() {

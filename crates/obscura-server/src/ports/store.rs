@@ -240,6 +240,22 @@ pub trait MessageStore: Send + Sync + 'static {
         after: Seq,
         now: UnixMillis,
         limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.pending_messages_within(recipient, after, now, limit, u64::MAX).await
+    }
+
+    /// Like `pending_messages`, stopping early once the page's content would pass `max_bytes`:
+    /// the page is the longest run from the start whose contents fit, and never empty while
+    /// messages are pending (a first message larger than `max_bytes` comes alone), so a reader
+    /// that follows the last sequence number skips nothing. The sizes are summed by the
+    /// database; contents past the budget are never loaded.
+    async fn pending_messages_within(
+        &self,
+        recipient: UserId,
+        after: Seq,
+        now: UnixMillis,
+        limit: u32,
+        max_bytes: u64,
     ) -> Result<Vec<StoredMessage>, StoreError>;
 
     /// Deletes those of `ids` that are addressed to `recipient` (others are left alone).

@@ -79,9 +79,16 @@ impl Delivery {
         Ok(None)
     }
 
-    /// The next page of pending messages after `after`.
-    pub async fn next_page(&self, user: UserId, after: Seq) -> Result<Vec<StoredMessage>, ServiceError> {
-        let page = self.messages.pending_messages(user, after, self.clock.now(), self.page_size).await?;
+    /// The next page of pending messages after `after`: at most a page of messages, and no more
+    /// content than `max_bytes` unless its first message alone is larger.
+    pub async fn next_page(
+        &self,
+        user: UserId,
+        after: Seq,
+        max_bytes: u64,
+    ) -> Result<Vec<StoredMessage>, ServiceError> {
+        let page =
+            self.messages.pending_messages_within(user, after, self.clock.now(), self.page_size, max_bytes).await?;
         metrics::histogram!(m::MESSAGE_FETCH_BATCH_SIZE).record(page.len() as f64);
         Ok(page)
     }

@@ -49,6 +49,9 @@ pub enum ServiceError {
     /// Too much work of this kind is queued already (password hashing); the client may retry.
     #[error("busy")]
     Busy { retry_after_secs: u64 },
+    /// The user has `limit` gateway sessions open on this replica already.
+    #[error("too many gateway sessions (limit {limit})")]
+    TooManySessions { limit: usize },
     /// A dependency is down; the client may retry.
     #[error("unavailable: {0}")]
     Unavailable(String),

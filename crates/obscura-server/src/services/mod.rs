@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod attachments;
 pub mod delivery;
 pub mod error;
+pub mod gateway_sessions;
 pub mod health;
 pub mod messaging;
 pub mod mls;

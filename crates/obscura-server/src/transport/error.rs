@@ -69,6 +69,10 @@ impl ApiError {
                 S::Busy { retry_after_secs } => {
                     (StatusCode::SERVICE_UNAVAILABLE, format!("Server busy; retry after {retry_after_secs} seconds"))
                 }
+                S::TooManySessions { limit } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many open gateway sessions for this user (limit {limit}); close one first"),
+                ),
                 S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable".into()),
                 S::StorageFull(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "Storage full: the server cannot store anything right now".into())

@@ -11,6 +11,7 @@ pub mod rate_limit;
 pub mod serve;
 pub mod tls;
 pub mod v1;
+pub mod ws_close;
 pub mod xrpc;
 
 use std::sync::atomic::AtomicBool;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub prekeys: Arc<PreKeys>,
     pub messaging: Arc<Messaging>,
     pub delivery: Arc<Delivery>,
+    /// The gateway sessions each user has open on this replica.
+    pub gateway_sessions: Arc<crate::services::gateway_sessions::GatewaySessions>,
     pub attachments: Arc<Attachments>,
     pub push_tokens: Arc<PushTokens>,
     pub health: Arc<Health>,

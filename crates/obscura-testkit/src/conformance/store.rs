@@ -190,6 +190,33 @@ pub async fn messages_come_back_in_sequence_after_the_cursor(store: DynStore) {
     assert!(contents(&store, alice, T0).await.is_empty(), "inboxes are per recipient");
 }
 
+pub async fn pages_stop_at_the_byte_budget_and_skip_nothing(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    // Sizes 3, 4, 10, 2, 2 bytes.
+    for text in ["aaa", "bbbb", "cccccccccc", "dd", "ee"] {
+        stored(&store, message(alice, bob, text, T0)).await;
+    }
+    let page = |after: Seq, max_bytes: u64| {
+        let store = Arc::clone(&store);
+        async move {
+            let page = store.pending_messages_within(bob, after, T0, 10, max_bytes).await.unwrap();
+            let texts: Vec<String> = page.iter().map(|m| String::from_utf8(m.body.content.to_vec()).unwrap()).collect();
+            (texts, page.last().map(|m| m.seq))
+        }
+    };
+    let (first, cursor) = page(Seq::default(), 8).await;
+    assert_eq!(first, ["aaa", "bbbb"], "stops before the content that would pass the budget");
+    let (second, cursor) = page(cursor.unwrap(), 8).await;
+    assert_eq!(second, ["cccccccccc"], "a first message larger than the budget comes alone");
+    let (third, _) = page(cursor.unwrap(), 8).await;
+    assert_eq!(third, ["dd", "ee"]);
+    let (count_bound, _) = page(Seq::default(), u64::MAX).await;
+    assert_eq!(count_bound.len(), 5, "an unlimited budget is the count-only page");
+    let limited = store.pending_messages_within(bob, Seq::default(), T0, 1, u64::MAX).await.unwrap();
+    assert_eq!(limited.len(), 1, "the count still bounds the page");
+}
+
 pub async fn sequence_numbers_are_never_reused_after_acknowledgement(store: DynStore) {
     let (alice, _) = user(&store, 0).await;
     let (bob, _) = user(&store, 0).await;
@@ -524,6 +551,7 @@ macro_rules! store_conformance {
             expired_refresh_tokens_are_invalid_and_collected,
             messages_come_back_in_sequence_after_the_cursor,
             sequence_numbers_are_never_reused_after_acknowledgement,
+            pages_stop_at_the_byte_budget_and_skip_nothing,
             the_inbox_cap_evicts_the_oldest_in_the_same_append,
             a_flooding_sender_evicts_only_its_own_messages,
             appends_for_unknown_users_store_nothing,

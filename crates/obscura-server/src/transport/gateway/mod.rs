@@ -3,6 +3,7 @@
 //! protobuf frames (`frames`).
 
 mod ack_batcher;
+mod budget;
 mod frames;
 mod pump;
 mod session;

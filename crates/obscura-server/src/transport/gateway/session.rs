@@ -3,8 +3,10 @@
 //! the connection honest, and shutdown or takeover end it with a close code.
 //!
 //! Close codes: 1001 on server shutdown, 4001 when the account was taken over by a new device
-//! (the client should not reconnect with its old identity), 1000 on idle timeout, 1011 when the
-//! session cannot start.
+//! (the client should not reconnect with its old identity), 1000 on idle timeout, 1009 after a
+//! message over `--ws-max-message-bytes`, 1002 after a protocol violation, 1011 when the
+//! session cannot start or when acknowledgements of the session could not be saved (the
+//! client should expect those messages again).
 
 use std::sync::Arc;
 
@@ -14,11 +16,15 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::Instrument as _;
 
+use super::ack_batcher::{self, AckOutcome};
+use super::budget::Budget;
 use super::frames::{self, Inbound};
-use super::{ack_batcher, pump};
+use super::pump::{self, Outbound};
 use crate::domain::ids::UserId;
 use crate::ports::notifier::{Heard, UserEvent};
+use crate::services::gateway_sessions::SessionSlot;
 use crate::telemetry::metrics as m;
+use crate::transport::ws_close::ReadFailure;
 use crate::transport::AppState;
 
 /// Close code sent when the account was taken over by another device.
@@ -30,6 +36,8 @@ enum End {
     Shutdown,
     TakenOver,
     Idle,
+    /// The client's frame broke a rule of the socket (size, framing).
+    Refused(ReadFailure),
     /// The client closed or the connection broke: nothing more to send.
     Gone,
 }
@@ -40,18 +48,30 @@ impl End {
             Self::Shutdown => (1001, "Server shutting down"),
             Self::TakenOver => (CLOSE_TAKEN_OVER, "Account taken over by another device"),
             Self::Idle => (1000, "Idle timeout"),
+            Self::Refused(failure) => return failure.close_frame(),
             Self::Gone => return None,
         };
         Some(CloseFrame { code, reason: reason.into() })
     }
+
+    /// The close to send once the acknowledgements are settled: a normal close (1000/1001)
+    /// would tell the client everything it acknowledged is gone from the server.
+    fn close_after(self, acks: AckOutcome) -> Option<CloseFrame> {
+        if acks.all_saved() || !matches!(self, Self::Shutdown | Self::Idle) {
+            return self.close_frame();
+        }
+        Some(CloseFrame { code: 1011, reason: "Acknowledgements not saved; expect redelivery".into() })
+    }
 }
 
-/// Serves one connected user until the session ends.
-pub async fn run(socket: WebSocket, user: UserId, state: AppState) {
+/// Serves one connected user until the session ends; `slot` is its place among the user's
+/// sessions, freed when this returns.
+pub async fn run(socket: WebSocket, user: UserId, state: AppState, slot: SessionSlot) {
     metrics::gauge!(m::WEBSOCKET_CONNECTIONS).increment(1.0);
     let end = serve(socket, user, &state).instrument(tracing::info_span!("gateway", user = %user)).await;
     tracing::debug!(?end, "gateway session ended");
     metrics::gauge!(m::WEBSOCKET_CONNECTIONS).decrement(1.0);
+    drop(slot);
 }
 
 async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
@@ -78,8 +98,16 @@ async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
 
     let cancel = state.shutdown.child_token();
     let wake = Arc::new(Notify::new());
-    let (frames_tx, mut frames_rx) = mpsc::channel(settings.outbound_buffer);
-    let pump = tokio::spawn(pump::run(Arc::clone(&state.delivery), user, Arc::clone(&wake), frames_tx, cancel.clone()));
+    let (frames_tx, mut frames_rx) = mpsc::channel::<Outbound>(settings.outbound_buffer);
+    let budget = Budget::new(settings.session_buffer_bytes, settings.largest_message_bytes);
+    let pump = tokio::spawn(pump::run(
+        Arc::clone(&state.delivery),
+        user,
+        Arc::clone(&wake),
+        budget,
+        frames_tx,
+        cancel.clone(),
+    ));
     let (acks_tx, acks_rx) = mpsc::channel(settings.ack_buffer);
     let batcher = tokio::spawn(ack_batcher::run(
         Arc::clone(&state.delivery),
@@ -104,7 +132,11 @@ async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
                 Heard::Closed => break End::Shutdown,
             },
             incoming = stream.next() => {
-                let Some(Ok(message)) = incoming else { break End::Gone };
+                let message = match incoming {
+                    Some(Ok(message)) => message,
+                    Some(Err(err)) => break End::Refused(ReadFailure::of(&err)),
+                    None => break End::Gone,
+                };
                 last_heard = Instant::now();
                 match message {
                     Message::Binary(bytes) => match frames::decode(&bytes) {
@@ -131,11 +163,14 @@ async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
             }
-            frame = frames_rx.recv() => {
-                let Some(frame) = frame else { break End::Gone };
+            outbound = frames_rx.recv() => {
+                let Some(Outbound { frame, held }) = outbound else { break End::Gone };
                 // A peer that stops reading would otherwise hold this session (and its pump)
                 // forever once the TCP buffers fill.
-                match timeout(settings.idle_timeout, sink.send(frame)).await {
+                let sent = timeout(settings.idle_timeout, sink.send(frame)).await;
+                // Written (or given up on): the frame's bytes no longer count against the budget.
+                drop(held);
+                match sent {
                     Ok(Ok(())) => metrics::counter!(m::MESSAGES_DELIVERED).increment(1),
                     Ok(Err(_)) => break End::Gone,
                     Err(_) => break End::Idle,
@@ -156,12 +191,21 @@ async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
 
     cancel.cancel();
     let _ = pump.await;
+    drop(frames_rx);
     drop(acks_tx);
-    let _ = batcher.await;
-    // Only now, with every acknowledgement written, is the close handshake completed (bounded:
+    // A batcher that died took its buffered ids with it: count that as not saved.
+    let acks = batcher.await.unwrap_or(AckOutcome { unsaved: 1 });
+    if !acks.all_saved() && end == End::Gone {
+        // The client closed first, and the library has already queued the echo of its close
+        // code (1000, typically), which would read as "all saved". Dropping the connection
+        // without finishing the handshake is what the client can tell apart (1006).
+        tracing::debug!(unsaved = acks.unsaved, "closing without a handshake: acknowledgements not saved");
+        return end;
+    }
+    // Only now, with every acknowledgement settled, is the close handshake completed (bounded:
     // the peer may be gone).
     let _ = timeout(settings.ping_interval, async {
-        if let Some(frame) = end.close_frame() {
+        if let Some(frame) = end.close_after(acks) {
             let _ = sink.send(Message::Close(Some(frame))).await;
         }
         let _ = sink.close().await;

@@ -1,5 +1,6 @@
-//! `GET /v1/gateway?token=<jwt>`: authenticates before upgrading, so a bad token gets a JSON
-//! 401 instead of a socket that closes at once.
+//! `GET /v1/gateway?token=<jwt>`: authenticates and takes one of the user's session places
+//! before upgrading, so a bad token gets a JSON 401 and one session too many a JSON 429
+//! instead of a socket that closes at once.
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -34,10 +35,12 @@ async fn connect(
     if !state.delivery.can_connect(user).await? {
         return Err(ServiceError::IdentityKeyMissing.into());
     }
+    // Refused before the upgrade, so the client gets a JSON 429 naming the limit.
+    let slot = state.gateway_sessions.occupy(user)?;
     let limits = state.gateway;
     let tracker = state.sessions.clone();
     Ok(upgrade
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
-        .on_upgrade(move |socket| tracker.track_future(session::run(socket, user, state))))
+        .on_upgrade(move |socket| tracker.track_future(session::run(socket, user, state, slot))))
 }

@@ -137,6 +137,9 @@ impl XrpcError {
                 ServiceError::Unavailable(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Service temporarily unavailable".into())
                 }
+                ServiceError::Busy { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Server busy; retry later".into())
+                }
                 ServiceError::StorageFull(_) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "StorageFull",

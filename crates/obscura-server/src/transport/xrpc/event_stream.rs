@@ -7,7 +7,8 @@
 //! timeout instead of being buffered for.
 //!
 //! Close codes: 1000 idle, 1001 shutdown, 1008 after an error frame about the request (ticket,
-//! cursor, limits), 1011 when the store fails.
+//! cursor, limits), 1009 after a client message over the small limit subscribers have, 1002
+//! after a protocol violation, 1011 when the store fails.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::SplitSink;
@@ -21,6 +22,7 @@ use super::StreamSettings;
 use crate::ports::notifier::Heard;
 use crate::services::mls::events::{ConvoEvents, Slot, StreamError, Subscriber};
 use crate::telemetry::metrics as m;
+use crate::transport::ws_close::ReadFailure;
 
 /// A subscriber let in: who, where it starts, and the place it holds until the session ends.
 pub struct Admitted {
@@ -35,6 +37,8 @@ enum End {
     Shutdown,
     Idle,
     Unavailable,
+    /// The client's frame broke a rule of the socket (size, framing).
+    Refused(ReadFailure),
     /// The client closed or the connection broke.
     Gone,
 }
@@ -102,6 +106,11 @@ pub async fn run(
             let _ = timeout(settings.ping_interval, sink.send(Message::Binary(frame.into()))).await;
             close(&mut sink, 1011, "Temporarily unavailable", settings.ping_interval).await;
         }
+        End::Refused(failure) => {
+            if let Some(frame) = failure.close_frame() {
+                close(&mut sink, frame.code, &frame.reason, settings.ping_interval).await;
+            }
+        }
         End::Gone => {}
     }
 }
@@ -156,7 +165,8 @@ async fn serve(
                 Heard::Closed => return End::Shutdown,
             },
             incoming = stream.next() => match incoming {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::Gone,
+                Some(Ok(Message::Close(_))) | None => return End::Gone,
+                Some(Err(err)) => return End::Refused(ReadFailure::of(&err)),
                 // The stream is one-way: anything the client sends only shows it is alive.
                 Some(Ok(_)) => last_heard = Instant::now(),
             },

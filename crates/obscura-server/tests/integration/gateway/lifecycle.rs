@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use obscura_testkit::gateway::Next;
 use obscura_testkit::{GatewayClient, KeySet, TestServer, V1Client};
 use reqwest::StatusCode;
 
@@ -74,7 +73,22 @@ async fn oversize_client_frames_end_the_session() {
     let alice = client.register(0).await;
     let mut gateway = GatewayClient::connect(&server.ws_base, &alice.token).await.unwrap();
     gateway.send_binary(vec![0u8; 4096]).await;
-    assert!(matches!(gateway.next(STEP).await, Next::Closed(_)));
+    // RFC 6455 §7.4.1: 1009 is "message too big"; without a close frame clients see 1005.
+    let (code, reason) = gateway.close_frame(STEP).await.expect("a close frame with a code");
+    assert_eq!(code, 1009);
+    assert!(reason.contains("too big"), "{reason}");
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_1002() {
+    let server = TestServer::with_flags(&[("--pre-key-refill-threshold", "0")]).await;
+    let client = V1Client::new(&server.base);
+    let alice = client.register(0).await;
+    let mut gateway = GatewayClient::connect(&server.ws_base, &alice.token).await.unwrap();
+    gateway.send_invalid_text().await;
+    let (code, reason) = gateway.close_frame(STEP).await.expect("a close frame with a code");
+    assert_eq!(code, 1002);
+    assert!(reason.contains("rotocol"), "{reason}");
 }
 
 #[tokio::test]

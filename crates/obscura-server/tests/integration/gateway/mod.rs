@@ -1,4 +1,5 @@
 mod acks;
+mod bounds;
 mod crash;
 mod delivery;
 mod lifecycle;

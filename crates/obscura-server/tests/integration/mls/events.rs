@@ -259,6 +259,22 @@ async fn tickets_expire_and_subscriptions_per_user_are_limited() {
     assert_eq!(refusal(&stale).await.0, "ExpiredTicket");
 }
 
+#[tokio::test]
+async fn oversize_messages_and_protocol_violations_close_with_1009_and_1002() {
+    let world = MlsWorld::start().await;
+    let user = Member::new(&world);
+    let mut stream = user.api.subscribe(None, None).await;
+    // Subscribers may send only small frames (pongs, close): anything bigger is "too big".
+    stream.send_binary(vec![0u8; 64 * 1024]).await;
+    let next = stream.next(STEP).await;
+    assert!(matches!(next, StreamNext::Closed(Some(1009))), "{next:?}");
+
+    let mut stream = user.api.subscribe(None, None).await;
+    stream.send_invalid_text().await;
+    let next = stream.next(STEP).await;
+    assert!(matches!(next, StreamNext::Closed(Some(1002))), "{next:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_member_of_a_hundred_member_conversation_hears_a_message_once() {
     let world = MlsWorld::start().await;

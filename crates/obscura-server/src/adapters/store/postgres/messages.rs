@@ -84,21 +84,31 @@ impl MessageStore for PostgresStore {
         Ok(Appended::Stored { seq, evicted })
     }
 
-    async fn pending_messages(
+    async fn pending_messages_within(
         &self,
         recipient: UserId,
         after: Seq,
         now: UnixMillis,
         max: u32,
+        max_bytes: u64,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        // The running total is of content sizes only (the database knows them without handing
+        // the contents over); only the rows that fit are joined back for their contents.
         let rows: Vec<(MessageId, Seq, UserId, i32, Vec<u8>, UnixMillis)> = sqlx::query_as(
-            "SELECT id, seq, sender_id, message_type, content, created_at FROM messages
-             WHERE recipient_id = $1 AND seq > $2 AND expires_at > $3 ORDER BY seq LIMIT $4",
+            "SELECT m.id, m.seq, m.sender_id, m.message_type, m.content, m.created_at
+             FROM (SELECT seq, octet_length(content) AS size,
+                          SUM(octet_length(content)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS running
+                   FROM messages WHERE recipient_id = $1 AND seq > $2 AND expires_at > $3
+                   ORDER BY seq LIMIT $4) AS page
+             JOIN messages m ON m.recipient_id = $1 AND m.seq = page.seq
+             WHERE page.running <= $5 OR page.running = page.size
+             ORDER BY m.seq",
         )
         .bind(recipient)
         .bind(after)
         .bind(now)
         .bind(limit(max))
+        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;

@@ -85,21 +85,32 @@ impl MessageStore for SqliteStore {
         Ok(Appended::Stored { seq, evicted })
     }
 
-    async fn pending_messages(
+    async fn pending_messages_within(
         &self,
         recipient: UserId,
         after: Seq,
         now: UnixMillis,
         limit: u32,
+        max_bytes: u64,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        // The running total is of content sizes only (the database knows them without handing
+        // the contents over); only the rows that fit are joined back for their contents.
         let rows: Vec<(MessageId, Seq, UserId, i32, Vec<u8>, UnixMillis)> = sqlx::query_as(
-            "SELECT id, seq, sender_id, message_type, content, created_at FROM messages
-             WHERE recipient_id = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?",
+            "SELECT m.id, m.seq, m.sender_id, m.message_type, m.content, m.created_at
+             FROM (SELECT seq, LENGTH(content) AS size,
+                          SUM(LENGTH(content)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS running
+                   FROM messages WHERE recipient_id = ? AND seq > ? AND expires_at > ?
+                   ORDER BY seq LIMIT ?) AS page
+             JOIN messages m ON m.recipient_id = ? AND m.seq = page.seq
+             WHERE page.running <= ? OR page.running = page.size
+             ORDER BY m.seq",
         )
         .bind(recipient)
         .bind(after)
         .bind(now)
         .bind(limit)
+        .bind(recipient)
+        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
         .fetch_all(&self.reader)
         .await
         .map_err(map_err)?;
