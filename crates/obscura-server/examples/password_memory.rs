@@ -21,37 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use obscura_testkit::keys::KeySet;
+use obscura_testkit::memory::{memory_kib, report};
 use obscura_testkit::server::{temp_data_dir, ProcessServer};
 use obscura_testkit::v1::{unique_username, V1Client, PASSWORD};
 
 const CLIENTS: usize = 16;
 const REGISTRATIONS: usize = 200;
 const LOGINS: usize = 1000;
-
-/// `VmRSS` and `VmHWM` (peak) of `pid`, in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .expect("memory field in /proc status")
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn report(label: &str, pid: u32, idle_kib: u64) {
-    let (rss, peak) = memory_kib(pid);
-    let above = rss.saturating_sub(idle_kib);
-    println!(
-        "{label:<28} RSS {:>7.1} MiB  (+{:>6.1} MiB over idle)  peak {:>7.1} MiB",
-        rss as f64 / 1024.0,
-        above as f64 / 1024.0,
-        peak as f64 / 1024.0
-    );
-}
 
 /// Runs `total` calls of `work` from `CLIENTS` parallel clients; returns the statuses seen.
 async fn in_parallel<F, Fut>(total: usize, work: F) -> Vec<u16>

@@ -11,6 +11,7 @@ pub mod disk;
 pub mod events;
 pub mod gateway;
 pub mod keys;
+pub mod memory;
 pub mod metrics;
 pub mod mls;
 pub mod otlp;
