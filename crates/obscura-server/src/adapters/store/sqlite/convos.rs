@@ -3,6 +3,8 @@
 //! change: the compare-and-set and the seq order come from that serialisation.
 
 use async_trait::async_trait;
+use sqlx::query::QueryAs;
+use sqlx::FromRow;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::events::{append, start_after};
@@ -161,6 +163,26 @@ async fn add_member(
 /// The log entries a `LogRange` selects, binding convo, after seq, last seq, epochs and kind.
 const LOG_RANGE: &str = "FROM mls_messages WHERE convo_id = ?1 AND seq > ?2 AND seq <= ?3 \
     AND epoch >= ?4 AND epoch <= ?5 AND (?6 IS NULL OR kind = ?6) ORDER BY seq";
+
+/// `sql` over `LOG_RANGE`, bound for `range` up to seq `last`.
+fn log_query<'q, O>(
+    sql: &'q str,
+    convo: &'q str,
+    range: LogRange,
+    last: i64,
+) -> QueryAs<'q, Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>
+where
+    O: for<'r> FromRow<'r, sqlx::sqlite::SqliteRow>,
+{
+    sqlx::query_as(sql)
+        .bind(convo)
+        .bind(range.after_seq)
+        .bind(last)
+        .bind(range.from_epoch)
+        .bind(range.to_epoch)
+        .bind(range.kind)
+        .bind(range.page.limit)
+}
 
 #[async_trait]
 impl ConvoStore for SqliteStore {
@@ -474,30 +496,20 @@ impl ConvoStore for SqliteStore {
         };
         let range = LogRange::from(filter);
         // Sizes first, so that no body past the byte budget is ever read into memory.
-        let sizes: Vec<(i64, i64)> = sqlx::query_as(&format!("SELECT seq, LENGTH(body) {LOG_RANGE} LIMIT ?7"))
-            .bind(convo)
-            .bind(range.after_seq)
-            .bind(i64::MAX)
-            .bind(range.from_epoch)
-            .bind(range.to_epoch)
-            .bind(range.kind)
-            .bind(range.page.limit)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        let sizes: Vec<(i64, i64)> =
+            log_query(&format!("SELECT seq, LENGTH(body) {LOG_RANGE} LIMIT ?7"), convo, range, i64::MAX)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(map_err)?;
         let (last, more) = page_end(&sizes, range.page);
         let rows: Vec<MessageRow> = match last {
             None => Vec::new(),
-            Some(last) => sqlx::query_as(&format!(
-                "SELECT seq, epoch, kind, msg_id, sender_did, body, created_at {LOG_RANGE} LIMIT ?7"
-            ))
-            .bind(convo)
-            .bind(range.after_seq)
-            .bind(last)
-            .bind(range.from_epoch)
-            .bind(range.to_epoch)
-            .bind(range.kind)
-            .bind(range.page.limit)
+            Some(last) => log_query(
+                &format!("SELECT seq, epoch, kind, msg_id, sender_did, body, created_at {LOG_RANGE} LIMIT ?7"),
+                convo,
+                range,
+                last,
+            )
             .fetch_all(&mut *conn)
             .await
             .map_err(map_err)?,
