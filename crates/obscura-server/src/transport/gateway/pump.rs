@@ -72,8 +72,11 @@ pub async fn run(
             let held = room.take(message.body.content.len());
             let outbound = Outbound { frame: frames::envelope(&message), held };
             drop(message);
-            if frames_out.send(outbound).await.is_err() {
-                return;
+            // A full queue must not outlive the session: the session stops reading it when it
+            // ends, and cancels this pump first.
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                sent = frames_out.send(outbound) => if sent.is_err() { return },
             }
         }
         drop(room);

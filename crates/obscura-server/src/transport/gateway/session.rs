@@ -190,8 +190,9 @@ async fn serve(socket: WebSocket, user: UserId, state: &AppState) -> End {
     };
 
     cancel.cancel();
-    let _ = pump.await;
+    // Closed before the pump is awaited: a pump waiting for room in a full queue gives up.
     drop(frames_rx);
+    let _ = pump.await;
     drop(acks_tx);
     // A batcher that died took its buffered ids with it: count that as not saved.
     let acks = batcher.await.unwrap_or(AckOutcome { unsaved: 1 });

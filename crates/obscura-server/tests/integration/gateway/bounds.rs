@@ -96,3 +96,43 @@ async fn a_user_past_the_session_limit_is_refused_with_429_until_one_ends() {
             .await;
     assert!(admitted, "a place frees when a session ends");
 }
+
+#[tokio::test]
+async fn a_session_that_ends_while_its_frame_queue_is_full_frees_its_place() {
+    // A process of its own: its buffered-bytes gauge speaks of this session alone.
+    let binary = Path::new(env!("CARGO_BIN_EXE_obscura-server"));
+    let (_keep, dir) = temp_data_dir();
+    let flags = [("--pre-key-refill-threshold", "0"), ("--ws-max-sessions-per-user", "1")];
+    let server = ProcessServer::spawn(binary, &dir, &flags).await;
+    let client = V1Client::new(&server.base);
+    let (alice, bob) = (client.register(0).await, client.register(0).await);
+    let body = vec![0x42u8; 16 * 1024];
+    for _ in 0..400 {
+        assert_eq!(client.send(&alice.token, &bob.user_id, &body).await, StatusCode::CREATED);
+    }
+    // Bob never reads: the socket fills, the session waits on it with frames queued behind.
+    let silent = GatewayClient::connect(&server.ws_base, &bob.token).await.unwrap();
+    let stalled = eventually(STEP, || async {
+        let (read, written) = read_and_written(&server.mgmt).await;
+        read > written && written > 0.0
+    })
+    .await;
+    assert!(stalled, "the session holds frames it cannot write");
+    let mgmt = server.mgmt.clone();
+    let previous = std::sync::Mutex::new(read_and_written(&mgmt).await);
+    let steady = eventually(STEP, || async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = read_and_written(&mgmt).await;
+        std::mem::replace(&mut *previous.lock().unwrap(), now) == now
+    })
+    .await;
+    assert!(steady, "the socket is full");
+    let last = read_and_written(&mgmt).await;
+    // Then the connection goes away under it.
+    drop(silent);
+    let admitted =
+        eventually(STEP, || async { upgrade(&client, &bob.token).await.status() == StatusCode::SWITCHING_PROTOCOLS })
+            .await;
+    assert!(admitted, "the ended session gave its place back (read and written: {last:?})");
+    server.terminate().await;
+}
