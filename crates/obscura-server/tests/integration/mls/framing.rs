@@ -1,9 +1,13 @@
 //! The MLS framing parser against real messages built with `openmls`: public commits (the
 //! form `sendMessage`, `addMembers` and `processExternalCommit` receive), Welcomes and
 //! GroupInfos still parse; one inner length prefix rewritten to claim 2^30 - 1 bytes is
-//! refused without the server reserving that much; every truncation is refused cleanly.
+//! refused without the server reserving that much (so is one in a KeyPackage); every
+//! truncation is refused cleanly.
 
+use obscura_server::domain::did::Did;
+use obscura_server::domain::mls::{validate_key_package, KeyPackageError};
 use obscura_server::domain::mls_framing::{parse_group_info, parse_message, parse_welcome, ContentKind, FramingError};
+use obscura_server::domain::time::UnixMillis;
 use obscura_testkit::mls::MlsClient;
 use openmls::prelude::{
     ApplicationIdExtension, Extension, Extensions, GroupId, LeafNodeParameters, MlsGroup, MlsGroupCreateConfig,
@@ -123,10 +127,30 @@ fn real_public_commits_welcomes_and_group_infos_parse() {
     assert_eq!(parse_group_info(&m.group_info).unwrap().group_id, GROUP_ID);
 }
 
+/// A last-resort KeyPackage whose LastResort extension claims a gibibyte of data, bare and
+/// wrapped in an MLSMessage.
+fn key_package_claims() -> [Vec<u8>; 2] {
+    let bytes = MlsClient::new(DID).last_resort_key_package();
+    // The package ends with its extensions (one empty LastResort: 0x03, 0x000a, 0x00) and a
+    // 64-byte signature.
+    let n = bytes.len();
+    assert_eq!(&bytes[n - 70..n - 64], &[0x03, 0x00, 0x0a, 0x00, 0x40, 0x40]);
+    let bare = claim_at(&bytes, n - 67, 1);
+    let wrapped = [&[0, 1, 0, 5][..], &bare[..]].concat();
+    [bare, wrapped]
+}
+
+const DID: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+
 fn parse_claims() {
     let m = messages();
     for (what, bytes) in claims(&m) {
         assert_eq!(parse_message(&bytes), Err(FramingError::Malformed("handshake or application")), "{what}");
+    }
+    let caller = Did::parse(DID).unwrap();
+    for bytes in key_package_claims() {
+        let parsed = validate_key_package(&bytes, &caller, None, UnixMillis(0));
+        assert_eq!(parsed.err(), Some(KeyPackageError::Malformed));
     }
 }
 
