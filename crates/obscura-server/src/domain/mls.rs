@@ -11,6 +11,7 @@ use openmls_rust_crypto::RustCrypto;
 use sha2::{Digest as _, Sha256};
 
 use super::did::Did;
+use super::mls_wire;
 use super::time::UnixMillis;
 
 /// The cipher suites of RFC 9420 by lexicon name; only those we can verify signatures of are
@@ -160,9 +161,12 @@ pub fn validate_key_package(
     let key_package = guarded(|| {
         // Both forms start with the protocol version; then an MLSMessage has its wire format
         // (5 = key package) where a bare KeyPackage has its cipher suite (5 is one we refuse).
-        // Slice decoders: a claimed length is checked against the input before anything is
-        // allocated (see `mls_framing::parse`).
+        // Every claimed length is checked against the input before openmls, whose decoders
+        // allocate what a length claims (see `mls_wire`), reads it.
         let key_package_in = if bytes.get(2..4) == Some(&[0, 5]) {
+            if !mls_wire::mls_message(bytes).is_ok_and(<[u8]>::is_empty) {
+                return Err(KeyPackageError::Malformed);
+            }
             let (version, body) =
                 ProtocolVersion::tls_deserialize_bytes(bytes).map_err(|_| KeyPackageError::Malformed)?;
             match MlsMessageBodyIn::tls_deserialize_exact_bytes(body) {
@@ -170,6 +174,7 @@ pub fn validate_key_package(
                 _ => return Err(KeyPackageError::Malformed),
             }
         } else {
+            mls_wire::bare_key_package(bytes).map_err(|_| KeyPackageError::Malformed)?;
             KeyPackageIn::tls_deserialize_exact_bytes(bytes).map_err(|_| KeyPackageError::Malformed)?
         };
         key_package_in.validate(&crypto, ProtocolVersion::Mls10).map_err(|e| KeyPackageError::Invalid(e.to_string()))

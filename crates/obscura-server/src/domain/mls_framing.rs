@@ -5,6 +5,8 @@
 use openmls::prelude::tls_codec::DeserializeBytes as _;
 use openmls::prelude::{ContentType, MlsMessageBodyIn, ProtocolMessage, ProtocolVersion, Sender};
 
+use super::mls_wire;
+
 /// Why client bytes are not the MLS message the request says they are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FramingError {
@@ -50,11 +52,13 @@ pub struct GroupInfoFraming {
 /// to its `paddedSize`), anything else is refused. A panic inside the MLS library counts as
 /// malformed input.
 ///
-/// The slice decoders check every claimed length against the bytes that are left before
-/// copying; the `Read`-based ones (`MlsMessageIn::tls_deserialize`) allocate a buffer of the
-/// claimed length first, so four bytes could make the server reserve a gibibyte. `MlsMessageIn`'s
-/// own slice decoder is a wrapper around its reader, hence version and body separately.
+/// openmls' decoders allocate a buffer of the length a vector claims before reading it (its
+/// slice decoders of PublicMessages, proposals and extensions wrap its reader), so four bytes
+/// could make the server reserve a gibibyte: `mls_wire` checks every length against the input
+/// first. The slice decoders then read version and body separately (`MlsMessageIn`'s own is a
+/// wrapper around its reader).
 fn parse(bytes: &[u8], what: &'static str) -> Result<MlsMessageBodyIn, FramingError> {
+    mls_wire::mls_message(bytes).map_err(|_| FramingError::Malformed(what))?;
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let (version, rest) = ProtocolVersion::tls_deserialize_bytes(bytes).ok()?;
         let (body, rest) = MlsMessageBodyIn::tls_deserialize_bytes(rest).ok()?;

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod message;
 pub mod mls;
 pub mod mls_framing;
+pub mod mls_wire;
 pub mod nsid;
 pub mod time;
 pub mod username;

@@ -7,6 +7,7 @@ mod convos;
 mod devices;
 mod did_cache;
 mod events;
+mod framing;
 mod key_packages;
 mod members;
 mod proxy;
