@@ -85,8 +85,8 @@ pub async fn serve(mut listener: ApiListener, router: Router, limits: HttpLimits
                     expiry = activity.expired(limits), if !closing => {
                         metrics::counter!(m::HTTP_CONNECTIONS_TIMED_OUT, "reason" => expiry.reason()).increment(1);
                         match expiry {
-                            // Mid-head there is no request to finish: close now.
-                            Expiry::HeaderRead => return,
+                            // Mid-head, or mid-request with nothing moving: nothing to finish.
+                            Expiry::HeaderRead | Expiry::Stalled => return,
                             Expiry::Idle => {
                                 closing = true;
                                 conn.as_mut().graceful_shutdown();
@@ -130,12 +130,15 @@ async fn handle(
 enum Expiry {
     HeaderRead,
     Idle,
+    /// A request in flight with no bytes moving either way for the idle timeout.
+    Stalled,
 }
 
 impl Expiry {
     fn reason(self) -> &'static str {
         match self {
             Self::HeaderRead => "header_read",
+            Self::Stalled => "stalled",
             Self::Idle => "idle",
         }
     }
@@ -197,8 +200,10 @@ impl Activity {
             let changed = self.changed.notified();
             let now = self.now();
             let (deadline, expiry) = if self.in_flight.load(Ordering::Acquire) > 0 {
-                // A request is being served: look again when it ends (or after a while).
-                (now.saturating_add(millis(limits.idle_timeout)), Expiry::Idle)
+                // A request is being served: only silence both ways for the idle timeout ends
+                // it (a body that stopped coming, a reader that stopped reading), and nothing
+                // can finish gracefully then.
+                (self.last_io.load(Ordering::Relaxed).saturating_add(millis(limits.idle_timeout)), Expiry::Stalled)
             } else {
                 let idle = self.last_io.load(Ordering::Relaxed).saturating_add(millis(limits.idle_timeout));
                 match self.head_since.load(Ordering::Acquire) {

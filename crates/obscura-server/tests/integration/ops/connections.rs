@@ -1,6 +1,6 @@
 //! Connection bounds of the API port (issue 14, item 6), over raw TCP: an unfinished request
-//! head is cut off after the header-read timeout, a connection idle between requests is closed
-//! after the idle timeout while a WebSocket is not, and connections beyond the cap are closed
+//! head is cut off after the header-read timeout, a connection idle between requests (or with a
+//! request whose bytes stopped moving) is closed after the idle timeout while a WebSocket is not, and connections beyond the cap are closed
 //! at once while the ones held are served.
 
 use std::time::Duration;
@@ -62,6 +62,22 @@ async fn a_request_head_left_unfinished_is_closed_after_the_header_read_timeout(
     let head = request_head(&mut prompt, STEP).await;
     assert!(head.is_some_and(|h| h.starts_with("HTTP/1.1 404")), "a complete head is served");
     assert!(closed_within(&mut stalled, STEP).await, "half a head is not waited on for ever");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_body_stops_coming_is_closed_after_the_idle_timeout() {
+    let server = TestServer::with_flags(&[("--http-idle-timeout-secs", "1")]).await;
+    let alice = V1Client::new(&server.base).register(0).await;
+    let mut stalled = connect(&server).await;
+    let head = format!(
+        "POST /v1/attachments HTTP/1.1\r\nHost: obscura\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 100000\r\n\r\n",
+        alice.token
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled.write_all(&[7u8; 1000]).await.unwrap();
+    // The upload is in flight, waiting for 99,000 bytes that never come.
+    assert!(closed_within(&mut stalled, STEP).await, "a stalled request does not hold its connection");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
