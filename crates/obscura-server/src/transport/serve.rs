@@ -345,7 +345,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_request_in_flight_is_never_idle_and_the_idle_clock_starts_when_it_ends() {
+    async fn a_request_in_flight_is_not_idle_while_bytes_move_and_the_idle_clock_starts_when_it_ends() {
         let activity = Arc::new(Activity::new(false));
         activity.saw_io(true);
         let request = activity.request_started();
@@ -353,12 +353,25 @@ mod tests {
             let activity = Arc::clone(&activity);
             async move { activity.expired(LIMITS).await }
         });
-        tokio::time::sleep(LIMITS.idle_timeout * 3).await;
-        assert!(!watch.is_finished(), "a slow request is neither idle nor mid-head");
+        for _ in 0..6 {
+            tokio::time::sleep(LIMITS.idle_timeout / 2).await;
+            activity.saw_io(false);
+        }
+        assert!(!watch.is_finished(), "a slow request whose bytes move is neither idle nor stalled");
         drop(request);
         let ended = Instant::now();
         assert_eq!(watch.await.unwrap(), Expiry::Idle);
         assert_eq!(ended.elapsed(), LIMITS.idle_timeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_with_nothing_moving_stalls_after_the_idle_timeout() {
+        let activity = Arc::new(Activity::new(false));
+        activity.saw_io(true);
+        let _request = activity.request_started();
+        let started = Instant::now();
+        assert_eq!(activity.expired(LIMITS).await, Expiry::Stalled);
+        assert_eq!(started.elapsed(), LIMITS.idle_timeout);
     }
 
     #[tokio::test(start_paused = true)]
