@@ -185,8 +185,9 @@ pub enum Appended {
 }
 
 /// How many pending messages an inbox holds, and how many of them one sender keeps once it is
-/// full: a sender beyond its share evicts only its own messages, so no account can empty
-/// another's inbox by flooding it.
+/// full: a sender beyond its share evicts only its own messages, and a sender within it evicts
+/// from whoever holds the most, so no account can empty the part of an inbox others hold within
+/// their shares by flooding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InboxCap {
     pub total: u32,
@@ -198,8 +199,8 @@ pub struct InboxCap {
 pub struct Evictions {
     /// Messages of the sender itself.
     pub own: u64,
-    /// Messages of anyone, after those.
-    pub any: u64,
+    /// Messages of the sender holding the most (the sender itself, if that is it), after those.
+    pub largest: u64,
 }
 
 impl InboxCap {
@@ -222,7 +223,7 @@ impl InboxCap {
     pub fn evictions(&self, held: u64, own: u64) -> Evictions {
         let excess = held.saturating_sub(u64::from(self.total));
         let own_excess = own.saturating_sub(u64::from(self.per_sender)).min(excess);
-        Evictions { own: own_excess, any: excess - own_excess }
+        Evictions { own: own_excess, largest: excess - own_excess }
     }
 }
 
@@ -360,10 +361,10 @@ mod tests {
     fn a_sender_beyond_its_share_evicts_its_own_messages_first() {
         let cap = InboxCap { total: 10, per_sender: 3 };
         assert_eq!(cap.evictions(10, 10), Evictions::default(), "within the cap nothing goes");
-        assert_eq!(cap.evictions(11, 4), Evictions { own: 1, any: 0 });
-        assert_eq!(cap.evictions(11, 3), Evictions { own: 0, any: 1 }, "within its share: the oldest of anyone");
+        assert_eq!(cap.evictions(11, 4), Evictions { own: 1, largest: 0 });
+        assert_eq!(cap.evictions(11, 3), Evictions { own: 0, largest: 1 }, "within its share: the largest holder's");
         // A lowered cap: more than one message over it, the sender's surplus first.
-        assert_eq!(cap.evictions(15, 5), Evictions { own: 2, any: 3 });
-        assert_eq!(cap.evictions(15, 9), Evictions { own: 5, any: 0 });
+        assert_eq!(cap.evictions(15, 5), Evictions { own: 2, largest: 3 });
+        assert_eq!(cap.evictions(15, 9), Evictions { own: 5, largest: 0 });
     }
 }

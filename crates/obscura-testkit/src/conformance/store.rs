@@ -276,13 +276,38 @@ pub async fn a_flooding_sender_evicts_only_its_own_messages(store: DynStore) {
     let mallorys: Vec<_> = held.iter().filter(|c| c.starts_with("mallory")).cloned().collect();
     assert_eq!(mallorys, ["mallory96", "mallory97", "mallory98", "mallory99"], "the flooder keeps its newest");
 
-    // A sender within its share may still take the oldest of anyone's: the cap holds for all.
+    // A sender within its share takes from whoever holds the most: carol (6), not mallory (4).
     let (dave, _) = user(&store, 0).await;
     let stored = store.append_message(message(dave, bob, "dave0", T0), cap).await.unwrap();
     assert!(matches!(stored, Appended::Stored { evicted: 1, .. }));
     let held = contents(&store, bob, T0).await;
     assert_eq!(held.len(), 10);
     assert!(!held.contains(&"carol0".to_owned()) && held.contains(&"dave0".to_owned()), "{held:?}");
+}
+
+pub async fn a_full_inbox_gives_way_where_a_sender_holds_more_than_its_share(store: DynStore) {
+    let (amy, _) = user(&store, 0).await;
+    let (ben, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    let cap = InboxCap { total: 10, per_sender: 3 };
+    // Amy's two are the oldest; Ben fills the rest, beyond his share.
+    for (sender, name, n) in [(amy, "amy", 2), (ben, "ben", 8)] {
+        for i in 0..n {
+            let stored = store.append_message(message(sender, bob, &format!("{name}{i}"), T0), cap).await.unwrap();
+            assert!(matches!(stored, Appended::Stored { evicted: 0, .. }));
+        }
+    }
+    let (mallory, _) = user(&store, 0).await;
+    for i in 0..50 {
+        let stored = store.append_message(message(mallory, bob, &format!("mallory{i}"), T0), cap).await.unwrap();
+        assert!(matches!(stored, Appended::Stored { evicted: 1, .. }));
+        assert_eq!(contents(&store, bob, T0).await.len(), 10, "the cap holds after every append");
+    }
+    let held = contents(&store, bob, T0).await;
+    let of = |name: &str| held.iter().filter(|c| c.starts_with(name)).count();
+    assert_eq!((of("amy"), of("ben"), of("mallory")), (2, 5, 3), "{held:?}");
+    assert!(held.contains(&"amy0".to_owned()), "the oldest message, Amy's, is kept: {held:?}");
+    assert!(held.contains(&"mallory49".to_owned()), "the flooder keeps its newest: {held:?}");
 }
 
 pub async fn appends_for_unknown_users_store_nothing(store: DynStore) {
@@ -554,6 +579,7 @@ macro_rules! store_conformance {
             pages_stop_at_the_byte_budget_and_skip_nothing,
             the_inbox_cap_evicts_the_oldest_in_the_same_append,
             a_flooding_sender_evicts_only_its_own_messages,
+            a_full_inbox_gives_way_where_a_sender_holds_more_than_its_share,
             appends_for_unknown_users_store_nothing,
             acknowledgements_only_delete_the_recipients_own_messages,
             expired_messages_are_hidden_then_deleted,

@@ -76,15 +76,16 @@ async fn message_bodies_have_a_size_limit_and_content_type() {
 }
 
 #[tokio::test]
-async fn a_fresh_account_flooding_an_inbox_cannot_evict_the_messages_of_others() {
+async fn a_fresh_account_flooding_a_full_inbox_cannot_evict_the_messages_of_others_within_their_share() {
     let server = TestServer::with_flags(&[("--max-inbox-size", "10"), ("--inbox-sender-share-percent", "30")]).await;
     let client = V1Client::new(&server.base);
-    let (friend, bob) = (client.register(0).await, client.register(30).await);
-    for i in 0..5 {
-        assert_eq!(
-            client.send(&friend.token, &bob.user_id, format!("friend_{i}").as_bytes()).await,
-            StatusCode::CREATED
-        );
+    let (friend, chatty, bob) = (client.register(0).await, client.register(0).await, client.register(30).await);
+    // The friend's two messages are the oldest; a chatty contact fills the inbox beyond its share.
+    for (sender, name, n) in [(&friend, "friend", 2), (&chatty, "chatty", 8)] {
+        for i in 0..n {
+            let body = format!("{name}_{i}");
+            assert_eq!(client.send(&sender.token, &bob.user_id, body.as_bytes()).await, StatusCode::CREATED);
+        }
     }
     let flooder = client.register(0).await;
     for i in 0..60 {
@@ -100,10 +101,10 @@ async fn a_fresh_account_flooding_an_inbox_cannot_evict_the_messages_of_others()
         .into_iter()
         .map(|e| String::from_utf8(e.message.unwrap().content).unwrap())
         .collect();
-    let friends: Vec<&str> = got.iter().map(String::as_str).filter(|c| c.starts_with("friend")).collect();
-    assert_eq!(friends, ["friend_0", "friend_1", "friend_2", "friend_3", "friend_4"], "{got:?}");
-    assert_eq!(got.len(), 10, "the flooder only fills the room that was left: {got:?}");
-    assert!(got.contains(&"flood_59".to_owned()), "its newest message is kept: {got:?}");
+    let of = |name: &str| got.iter().filter(|c| c.starts_with(name)).count();
+    assert_eq!((of("friend"), of("chatty"), of("flood")), (2, 5, 3), "{got:?}");
+    assert_eq!(&got[..2], ["friend_0", "friend_1"], "the friend's messages are kept: {got:?}");
+    assert!(got.contains(&"flood_59".to_owned()), "the flooder keeps its newest: {got:?}");
     assert!(gateway.envelope(std::time::Duration::from_millis(300)).await.is_none());
 }
 

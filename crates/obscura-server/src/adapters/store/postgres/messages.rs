@@ -69,16 +69,27 @@ impl MessageStore for PostgresStore {
             .map_err(map_err)?
             .rows_affected();
         }
-        if evict.any > 0 {
-            evicted += sqlx::query(
-                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE recipient_id = $1 ORDER BY seq LIMIT $2)",
+        // Within its share, the sender takes from whoever holds the most (the oldest of them on
+        // a tie); more than one pass only when the cap was lowered below what is held.
+        let mut rest = evict.largest;
+        while rest > 0 {
+            let deleted = sqlx::query(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE recipient_id = $1 AND sender_id = \
+                   (SELECT sender_id FROM messages WHERE recipient_id = $1 \
+                    GROUP BY sender_id ORDER BY COUNT(*) DESC, MIN(seq) LIMIT 1) \
+                 ORDER BY seq LIMIT $2)",
             )
             .bind(message.recipient)
-            .bind(i64::try_from(evict.any).unwrap_or(i64::MAX))
+            .bind(i64::try_from(rest).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await
             .map_err(map_err)?
             .rows_affected();
+            if deleted == 0 {
+                break;
+            }
+            evicted += deleted;
+            rest = rest.saturating_sub(deleted);
         }
         tx.commit().await.map_err(map_err)?;
         Ok(Appended::Stored { seq, evicted })
