@@ -181,6 +181,8 @@ impl IntoResponse for XrpcError {
         let wait = match self {
             Self::RateLimited { retry_after_secs } => Some(retry_after_secs),
             Self::Auth(AuthError::Throttled(wait)) => Some(retry_after_secs(wait)),
+            Self::Service(ServiceError::Busy { retry_after_secs })
+            | Self::Mls(MlsError::Service(ServiceError::Busy { retry_after_secs })) => Some(retry_after_secs),
             _ => None,
         };
         if let Some(secs) = wait {

@@ -172,14 +172,17 @@ fn an_inner_claimed_length_is_checked_before_anything_is_allocated() {
     let exe = std::env::current_exe().unwrap();
     let name = "mls::framing::an_inner_claimed_length_is_checked_before_anything_is_allocated";
     // 900 MiB: room for the test binary, not for a 1 GiB buffer.
-    let status = std::process::Command::new("sh")
+    let output = std::process::Command::new("sh")
         .args(["-c", "ulimit -v 921600 && exec \"$0\" \"$@\""])
         .arg(exe)
         .args([name, "--exact", "--test-threads", "1"])
         .env(CHILD, "1")
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "parsing under a 900 MiB address-space limit: {status}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The child must really have run the parse: a renamed test would run nothing and pass.
+    assert!(stdout.contains("1 passed"), "the child ran the test: {stdout}");
+    assert!(output.status.success(), "parsing under a 900 MiB address-space limit: {}", output.status);
 }
 
 #[test]
