@@ -154,7 +154,7 @@ pub struct Cli {
     pub max_inbox_size: u32,
     /// Percentage of a full inbox one sender may hold; a sender beyond it evicts only its own
     /// oldest messages, never another sender's
-    #[arg(long, env = "OBSCURA_INBOX_SENDER_SHARE_PERCENT", default_value_t = 25)]
+    #[arg(long, env = "OBSCURA_MESSAGING_INBOX_SENDER_SHARE_PERCENT", default_value_t = 25)]
     pub inbox_sender_share_percent: u8,
     /// Seconds between runs of the expiry worker
     #[arg(long, env = "OBSCURA_MESSAGING_CLEANUP_INTERVAL_SECS", default_value_t = 300)]

@@ -81,10 +81,11 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     let transient = match &err {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
         // Connection exceptions (08), serialisation failures and deadlocks (40), insufficient
-        // resources (53), operator intervention such as a restart or a cancelled statement (57).
-        sqlx::Error::Database(db) => {
-            db.code().is_some_and(|code| ["08", "40", "53", "57"].iter().any(|class| code.starts_with(class)))
-        }
+        // resources (53), operator intervention such as a restart or a cancelled statement (57),
+        // and a read-only transaction (25006: connected to a standby after a failover).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code == "25006" || ["08", "40", "53", "57"].iter().any(|class| code.starts_with(class))
+        }),
         _ => false,
     };
     if transient {

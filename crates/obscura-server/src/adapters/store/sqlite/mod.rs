@@ -130,8 +130,9 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
             StoreError::Unavailable(err.to_string())
         }
         sqlx::Error::Database(ref db) => match primary_code(db.code().as_deref()) {
-            // SQLITE_BUSY: the lock wait timed out.
-            Some(5) => StoreError::Unavailable(err.to_string()),
+            // SQLITE_BUSY: the lock wait timed out; SQLITE_READONLY: the file cannot be written
+            // (permissions, a read-only mount): the operator's to fix, a retry may succeed.
+            Some(5 | 8) => StoreError::Unavailable(err.to_string()),
             // SQLITE_FULL: no room on the disk, or the database reached --sqlite-max-size-bytes.
             Some(13) => StoreError::Full(err.to_string()),
             _ => StoreError::Internal(err.to_string()),
