@@ -4,7 +4,7 @@
 
 mod ack_batcher;
 mod budget;
-mod frames;
+pub mod frames;
 mod pump;
 mod session;
 mod upgrade;
