@@ -4,7 +4,7 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/obscura-target
 export CARGO_TARGET_DIR
 
-.PHONY: run build test test-scale-out lint fmt ci bench image up down logs
+.PHONY: run build test test-scale-out lint fmt ci bench bench-micro image up down logs
 
 run: ## The server in embedded mode (SQLite and files under ./obscura-data)
 	cargo run --release -p obscura-server
@@ -28,7 +28,11 @@ fmt:
 ci: ## What CI runs: lint, services, both test modes
 	bash .ci/run
 
-bench: ## The workspace benchmarks (cargo bench)
+bench: ## The standard load set (obscura-bench e2e, backlog, idle) against a release server on loopback
+	cargo build --release --locked -p obscura-server -p obscura-bench
+	bash crates/obscura-bench/standard.sh
+
+bench-micro: ## The workspace micro-benchmarks (cargo bench)
 	cargo bench --workspace
 
 image:
