@@ -1,5 +1,5 @@
-//! Regression bench of the inbox path on both stores: appending a 1 KiB message (one
-//! transaction, one fsync on SQLite), reading a page of 50 pending messages, and acknowledging
+//! Regression bench of the inbox path on both stores: appending a 1 KiB message, one sender at a
+//! time and many at once (SQLite commits concurrent appends together), reading a page of 50 pending messages, and acknowledging
 //! them in batches of 50. PostgreSQL runs when `OBSCURA_TEST_POSTGRES_URL` is set (on a fresh
 //! schema), and is skipped with a line on stdout otherwise.
 
@@ -21,7 +21,9 @@ use obscura_testkit::conformance::store::{user, DynStore, T0};
 use obscura_testkit::services::{PgSchema, POSTGRES_URL_VAR};
 use tokio::runtime::Runtime;
 
-const APPENDS: usize = 200;
+const APPENDS: usize = 256;
+/// Senders appending at the same time (what group commit is for).
+const CONCURRENT: usize = 32;
 const PAGE: u32 = 50;
 
 fn message(sender: UserId, recipient: UserId) -> NewMessage {
@@ -42,6 +44,23 @@ fn inbox_path(rt: &Runtime, name: &str, store: &DynStore) {
         rt.block_on(async {
             for _ in 0..APPENDS {
                 let _ = store.append_message(message(alice, bob), cap).await.unwrap();
+            }
+        });
+    });
+    harness::case(&format!("{name}: append, {CONCURRENT} senders at once"), APPENDS, || {
+        rt.block_on(async {
+            let senders: Vec<_> = (0..CONCURRENT)
+                .map(|_| {
+                    let store = Arc::clone(store);
+                    tokio::spawn(async move {
+                        for _ in 0..APPENDS / CONCURRENT {
+                            let _ = store.append_message(message(alice, bob), cap).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for sender in senders {
+                sender.await.unwrap();
             }
         });
     });

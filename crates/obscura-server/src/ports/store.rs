@@ -11,7 +11,7 @@ use crate::domain::time::UnixMillis;
 use crate::domain::username::Username;
 
 /// Failures every store method may report.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or timed out; the caller may retry later.
     #[error("store unavailable: {0}")]

@@ -47,6 +47,7 @@ pub const MLS_BLOB_ORPHANS_DELETED: &str = "obscura_mls_blob_orphans_deleted_tot
 pub const MLS_SUBSCRIPTIONS: &str = "obscura_mls_subscriptions";
 pub const MLS_EVENTS_SENT: &str = "obscura_mls_events_sent_total";
 pub const PUSHES: &str = "obscura_push_notifications_total";
+pub const DB_APPEND_BATCH_SIZE: &str = "obscura_db_append_batch_size";
 pub const DB_WRITER_RESETS: &str = "obscura_db_writer_resets_total";
 pub const RATE_LIMIT_DECISIONS: &str = "obscura_rate_limit_decisions_total";
 pub const DID_RESOLUTIONS: &str = "obscura_mls_did_resolutions_total";

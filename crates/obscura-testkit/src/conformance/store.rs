@@ -371,6 +371,34 @@ pub async fn concurrent_appends_get_distinct_increasing_sequences(store: DynStor
     assert_eq!(contents(&store, bob, T0).await.len(), 40);
 }
 
+pub async fn racing_appends_from_unknown_senders_leave_no_trace_among_the_stored_ones(store: DynStore) {
+    let (alice, _) = user(&store, 0).await;
+    let (bob, _) = user(&store, 0).await;
+    let appends = (0..60).map(|i| {
+        let store = Arc::clone(&store);
+        // Every third append comes from a sender without an account.
+        let sender = if i % 3 == 0 { UserId::random() } else { alice };
+        tokio::spawn(async move {
+            store.append_message(message(sender, bob, &format!("r{i}"), T0), InboxCap::without_shares(1000)).await
+        })
+    });
+    let outcomes: Vec<Appended> =
+        futures_util::future::join_all(appends).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    let refused = outcomes.iter().filter(|o| **o == Appended::NoSuchUser).count();
+    assert_eq!(refused, 20, "{outcomes:?}");
+    let mut seqs: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Appended::Stored { seq, .. } => Some(seq.0),
+            Appended::NoSuchUser => None,
+        })
+        .collect();
+    seqs.sort_unstable();
+    let first = seqs[0];
+    assert_eq!(seqs, (first..first + 40).collect::<Vec<_>>(), "a refused append takes no sequence number");
+    assert_eq!(contents(&store, bob, T0).await.len(), 40);
+}
+
 pub async fn concurrent_appends_never_overfill_a_capped_inbox(store: DynStore) {
     let (alice, _) = user(&store, 0).await;
     let (bob, _) = user(&store, 0).await;
@@ -585,6 +613,7 @@ macro_rules! store_conformance {
             expired_messages_are_hidden_then_deleted,
             concurrent_appends_get_distinct_increasing_sequences,
             concurrent_appends_never_overfill_a_capped_inbox,
+            racing_appends_from_unknown_senders_leave_no_trace_among_the_stored_ones,
             bundle_takes_racing_refills_hand_out_each_key_once,
             concurrent_bundle_takes_never_share_or_skip_a_key,
             takeover_replaces_keys_and_deletes_pending_messages,

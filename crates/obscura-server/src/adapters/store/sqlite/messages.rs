@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Connection as _, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{map_err, SqliteStore};
 use crate::domain::ids::{MessageId, Seq, UserId};
@@ -16,84 +16,7 @@ const ACK_CHUNK: usize = 500;
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn append_message(&self, message: NewMessage, cap: InboxCap) -> Result<Appended, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        // Taking the next number from the recipient's row locks it until commit, so sequence
-        // numbers of one recipient become visible in order.
-        let seq: Option<Seq> =
-            sqlx::query_scalar("UPDATE users SET message_seq = message_seq + 1 WHERE id = ? RETURNING message_seq")
-                .bind(message.recipient)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        let Some(seq) = seq else {
-            return Ok(Appended::NoSuchUser);
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO messages (id, recipient_id, seq, sender_id, message_type, content, created_at, expires_at)
-             SELECT ?, ?, ?, id, ?, ?, ?, ? FROM users WHERE id = ?",
-        )
-        .bind(message.id)
-        .bind(message.recipient)
-        .bind(seq)
-        .bind(message.body.message_type)
-        .bind(message.body.content.as_ref())
-        .bind(message.created_at)
-        .bind(message.expires_at)
-        .bind(message.sender)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        if inserted == 0 {
-            return Ok(Appended::NoSuchUser);
-        }
-        let (held, own): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COUNT(CASE WHEN sender_id = ?2 THEN 1 END) FROM messages WHERE recipient_id = ?1",
-        )
-        .bind(message.recipient)
-        .bind(message.sender)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let evict = cap.evictions(u64::try_from(held).unwrap_or(0), u64::try_from(own).unwrap_or(0));
-        let mut evicted = 0;
-        if evict.own > 0 {
-            evicted += sqlx::query(
-                "DELETE FROM messages WHERE id IN
-                   (SELECT id FROM messages WHERE recipient_id = ? AND sender_id = ? ORDER BY seq LIMIT ?)",
-            )
-            .bind(message.recipient)
-            .bind(message.sender)
-            .bind(i64::try_from(evict.own).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        }
-        // Within its share, the sender takes from whoever holds the most (the oldest of them on
-        // a tie); more than one pass only when the cap was lowered below what is held.
-        let mut rest = evict.largest;
-        while rest > 0 {
-            let deleted = sqlx::query(
-                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE recipient_id = ?1 AND sender_id = \
-                   (SELECT sender_id FROM messages WHERE recipient_id = ?1 \
-                    GROUP BY sender_id ORDER BY COUNT(*) DESC, MIN(seq) LIMIT 1) \
-                 ORDER BY seq LIMIT ?2)",
-            )
-            .bind(message.recipient)
-            .bind(i64::try_from(rest).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-            if deleted == 0 {
-                break;
-            }
-            evicted += deleted;
-            rest = rest.saturating_sub(deleted);
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(Appended::Stored { seq, evicted })
+        self.appends.append(&self.writer, message, cap).await
     }
 
     async fn pending_messages_within(
@@ -168,4 +91,91 @@ impl MessageStore for SqliteStore {
             sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(&self.reader).await.map_err(map_err)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// One append inside a group commit's transaction, on a savepoint of its own: an append for an
+/// unknown user leaves nothing behind (not even a sequence number) and the others go on.
+pub(super) async fn append_one(
+    conn: &mut SqliteConnection,
+    message: &NewMessage,
+    cap: InboxCap,
+) -> Result<Appended, StoreError> {
+    let mut tx = conn.begin().await.map_err(map_err)?;
+    // Taking the next number from the recipient's row locks it until commit, so sequence
+    // numbers of one recipient become visible in order.
+    let seq: Option<Seq> =
+        sqlx::query_scalar("UPDATE users SET message_seq = message_seq + 1 WHERE id = ? RETURNING message_seq")
+            .bind(message.recipient)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    let Some(seq) = seq else {
+        return Ok(Appended::NoSuchUser);
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO messages (id, recipient_id, seq, sender_id, message_type, content, created_at, expires_at)
+         SELECT ?, ?, ?, id, ?, ?, ?, ? FROM users WHERE id = ?",
+    )
+    .bind(message.id)
+    .bind(message.recipient)
+    .bind(seq)
+    .bind(message.body.message_type)
+    .bind(message.body.content.as_ref())
+    .bind(message.created_at)
+    .bind(message.expires_at)
+    .bind(message.sender)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(Appended::NoSuchUser);
+    }
+    let (held, own): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(CASE WHEN sender_id = ?2 THEN 1 END) FROM messages WHERE recipient_id = ?1",
+    )
+    .bind(message.recipient)
+    .bind(message.sender)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let evict = cap.evictions(u64::try_from(held).unwrap_or(0), u64::try_from(own).unwrap_or(0));
+    let mut evicted = 0;
+    if evict.own > 0 {
+        evicted += sqlx::query(
+            "DELETE FROM messages WHERE id IN
+               (SELECT id FROM messages WHERE recipient_id = ? AND sender_id = ? ORDER BY seq LIMIT ?)",
+        )
+        .bind(message.recipient)
+        .bind(message.sender)
+        .bind(i64::try_from(evict.own).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+    }
+    // Within its share, the sender takes from whoever holds the most (the oldest of them on
+    // a tie); more than one pass only when the cap was lowered below what is held.
+    let mut rest = evict.largest;
+    while rest > 0 {
+        let deleted = sqlx::query(
+            "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE recipient_id = ?1 AND sender_id = \
+               (SELECT sender_id FROM messages WHERE recipient_id = ?1 \
+                GROUP BY sender_id ORDER BY COUNT(*) DESC, MIN(seq) LIMIT 1) \
+             ORDER BY seq LIMIT ?2)",
+        )
+        .bind(message.recipient)
+        .bind(i64::try_from(rest).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if deleted == 0 {
+            break;
+        }
+        evicted += deleted;
+        rest = rest.saturating_sub(deleted);
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(Appended::Stored { seq, evicted })
 }

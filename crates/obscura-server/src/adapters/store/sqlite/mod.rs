@@ -3,7 +3,8 @@
 //! All writes go through a pool of exactly one connection, so write transactions are
 //! serialised by the pool instead of failing with `SQLITE_BUSY`; reads use a separate pool and
 //! see every committed write (WAL). `synchronous = FULL` makes every commit survive a crash or
-//! power loss before the client hears 201.
+//! power loss before the client hears 201; message appends share their commits
+//! (`group_commit.rs`), and each sender hears back only after the commit holding its message.
 
 mod accounts;
 mod attachments;
@@ -12,6 +13,7 @@ mod blobs;
 mod convos;
 mod devices;
 mod events;
+mod group_commit;
 mod key_packages;
 mod messages;
 mod prekeys;
@@ -39,6 +41,8 @@ const PAGE_SIZE: u64 = 4096;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Message appends, committed in groups on the writer.
+    appends: std::sync::Arc<group_commit::GroupCommit>,
 }
 
 impl SqliteStore {
@@ -77,7 +81,7 @@ impl SqliteStore {
             .idle_timeout(options.idle_timeout)
             .max_lifetime(options.max_lifetime)
             .connect_lazy_with(connect.read_only(true));
-        Ok(Self { writer, reader })
+        Ok(Self { writer, reader, appends: std::sync::Arc::default() })
     }
 
     /// Commits a write on the writer, which is what every mutation needs: a row of a few pages
