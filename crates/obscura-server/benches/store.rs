@@ -47,6 +47,8 @@ fn inbox_path(rt: &Runtime, name: &str, store: &DynStore) {
             }
         });
     });
+    // A recipient of its own, so both append cases start from inboxes of the same size.
+    let (carol, dave) = rt.block_on(async { (user(store, 0).await.0, user(store, 0).await.0) });
     harness::case(&format!("{name}: append, {CONCURRENT} senders at once"), APPENDS, || {
         rt.block_on(async {
             let senders: Vec<_> = (0..CONCURRENT)
@@ -54,7 +56,7 @@ fn inbox_path(rt: &Runtime, name: &str, store: &DynStore) {
                     let store = Arc::clone(store);
                     tokio::spawn(async move {
                         for _ in 0..APPENDS / CONCURRENT {
-                            let _ = store.append_message(message(alice, bob), cap).await.unwrap();
+                            let _ = store.append_message(message(carol, dave), cap).await.unwrap();
                         }
                     })
                 })
