@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::{Connection as _, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{map_err, SqliteStore};
 use crate::domain::ids::{MessageId, Seq, UserId};
@@ -93,50 +93,49 @@ impl MessageStore for SqliteStore {
     }
 }
 
-/// One append inside a group commit's transaction, on a savepoint of its own: an append for an
-/// unknown user leaves nothing behind (not even a sequence number) and the others go on.
+/// One append inside a group commit's transaction: an append for an unknown user leaves nothing
+/// behind (not even a sequence number) and the others go on.
 pub(super) async fn append_one(
     conn: &mut SqliteConnection,
     message: &NewMessage,
     cap: InboxCap,
 ) -> Result<Appended, StoreError> {
-    let mut tx = conn.begin().await.map_err(map_err)?;
-    // Taking the next number from the recipient's row locks it until commit, so sequence
-    // numbers of one recipient become visible in order.
-    let seq: Option<Seq> =
-        sqlx::query_scalar("UPDATE users SET message_seq = message_seq + 1 WHERE id = ? RETURNING message_seq")
-            .bind(message.recipient)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
+    // The next number of the recipient, only when the sender exists too: an append for an
+    // unknown user changes nothing, so it needs no savepoint inside the group's transaction.
+    // On the single writer nothing can delete either user before the insert below.
+    let seq: Option<Seq> = sqlx::query_scalar(
+        "UPDATE users SET message_seq = message_seq + 1 \
+         WHERE id = ? AND EXISTS (SELECT 1 FROM users WHERE id = ?) RETURNING message_seq",
+    )
+    .bind(message.recipient)
+    .bind(message.sender)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
     let Some(seq) = seq else {
         return Ok(Appended::NoSuchUser);
     };
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO messages (id, recipient_id, seq, sender_id, message_type, content, created_at, expires_at)
-         SELECT ?, ?, ?, id, ?, ?, ?, ? FROM users WHERE id = ?",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(message.id)
     .bind(message.recipient)
     .bind(seq)
+    .bind(message.sender)
     .bind(message.body.message_type)
     .bind(message.body.content.as_ref())
     .bind(message.created_at)
     .bind(message.expires_at)
-    .bind(message.sender)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
-    .map_err(map_err)?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(Appended::NoSuchUser);
-    }
+    .map_err(map_err)?;
     let (held, own): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COUNT(CASE WHEN sender_id = ?2 THEN 1 END) FROM messages WHERE recipient_id = ?1",
     )
     .bind(message.recipient)
     .bind(message.sender)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await
     .map_err(map_err)?;
     let evict = cap.evictions(u64::try_from(held).unwrap_or(0), u64::try_from(own).unwrap_or(0));
@@ -149,7 +148,7 @@ pub(super) async fn append_one(
         .bind(message.recipient)
         .bind(message.sender)
         .bind(i64::try_from(evict.own).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(map_err)?
         .rows_affected();
@@ -166,7 +165,7 @@ pub(super) async fn append_one(
         )
         .bind(message.recipient)
         .bind(i64::try_from(rest).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(map_err)?
         .rows_affected();
@@ -176,6 +175,5 @@ pub(super) async fn append_one(
         evicted += deleted;
         rest = rest.saturating_sub(deleted);
     }
-    tx.commit().await.map_err(map_err)?;
     Ok(Appended::Stored { seq, evicted })
 }
