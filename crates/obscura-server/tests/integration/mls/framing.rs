@@ -142,7 +142,18 @@ fn key_package_claims() -> [Vec<u8>; 2] {
 
 const DID: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
 
+/// Messages whose first length prefix claims 2^30 - 1 bytes and which then end after four: a
+/// PrivateMessage's group id, a Welcome's secrets, a GroupInfo's group id.
+fn outer_claims() -> [Vec<u8>; 3] {
+    const CLAIM: [u8; 4] = [0xbf, 0xff, 0xff, 0xff];
+    let with = |head: &[u8]| [head, &CLAIM[..], &[1, 2, 3, 4][..]].concat();
+    [with(&[0, 1, 0, 2]), with(&[0, 1, 0, 3, 0, 1]), with(&[0, 1, 0, 4, 0, 1, 0, 1])]
+}
+
 fn parse_claims() {
+    for bytes in outer_claims() {
+        assert!(parse_message(&bytes).is_err() && parse_welcome(&bytes).is_err() && parse_group_info(&bytes).is_err());
+    }
     let m = messages();
     for (what, bytes) in claims(&m) {
         assert_eq!(parse_message(&bytes), Err(FramingError::Malformed("handshake or application")), "{what}");
@@ -159,18 +170,18 @@ fn an_inner_length_beyond_the_input_is_malformed() {
     parse_claims();
 }
 
-/// The same under an address space too small for the claim (see `domain::mls_framing`'s
-/// unit test of the outer lengths).
+/// The outer and inner claims again, in a child whose address space is too small for them: a
+/// parser that allocates what the input claims before reading it aborts there.
 #[cfg(target_os = "linux")]
 #[test]
-fn an_inner_claimed_length_is_checked_before_anything_is_allocated() {
+fn a_claimed_length_outside_or_inside_is_checked_before_anything_is_allocated() {
     const CHILD: &str = "OBSCURA_FRAMING_INNER_ALLOCATION_CHILD";
     if std::env::var_os(CHILD).is_some() {
         parse_claims();
         return;
     }
     let exe = std::env::current_exe().unwrap();
-    let name = "mls::framing::an_inner_claimed_length_is_checked_before_anything_is_allocated";
+    let name = "mls::framing::a_claimed_length_outside_or_inside_is_checked_before_anything_is_allocated";
     // 900 MiB: room for the test binary, not for a 1 GiB buffer.
     let output = std::process::Command::new("sh")
         .args(["-c", "ulimit -v 921600 && exec \"$0\" \"$@\""])
